@@ -1,0 +1,53 @@
+# The two commands the README promises: `make demo` and `make test`.
+# Each creates the virtualenv and installs what it needs on first use.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN      = $(VENV)/bin
+STAMP    = $(VENV)/.installed
+# Parallel test workers; the suite is sized for the 2-core CI machine.
+WORKERS ?= 2
+
+.PHONY: demo test unit functional venv system-deps bench constraints sample-config clean
+
+$(STAMP): requirements.txt test-requirements.txt constraints.txt setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -r requirements.txt -r test-requirements.txt
+	$(BIN)/pip install -q -c constraints.txt --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+# Debian tools the tests drive (ipmitool is a second, independent IPMI
+# client for the virtual BMCs). Installed only when missing and when we can.
+system-deps:
+	@command -v ipmitool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipmitool shellcheck >/dev/null) \
+	      || echo "warning: could not install ipmitool/shellcheck; tests that need them will skip"; \
+	  else echo "warning: ipmitool missing and not root; tests that need it will skip"; fi; }
+
+demo: $(STAMP) system-deps
+	$(BIN)/nova-ha-sim demo
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n $(WORKERS) tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
+
+functional: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n $(WORKERS) tests/functional
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+constraints:
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^nova-ha' > constraints.txt.new
+	{ echo '# Reproducible install: pip install -c constraints.txt -r requirements.txt -r test-requirements.txt'; \
+	  echo '# Regenerate with: make constraints'; cat constraints.txt.new; } > constraints.txt
+	rm -f constraints.txt.new
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""nova-ha: telecom-grade high availability for OpenStack Nova."""
