@@ -1,0 +1,1 @@
+"""The simulated cloud: a real Nova in process, virtual BMCs, fault injection."""

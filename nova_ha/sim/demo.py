@@ -1,0 +1,208 @@
+"""The README demo: a simulated cloud, servers across racks, BMC states.
+
+Everything here goes through the same interfaces an operator or a VNF
+manager would use: python-novaclient over HTTP against the sim's Nova API,
+and IPMI 2.0 over UDP against each host's virtual BMC.
+"""
+
+import os
+import tempfile
+import time
+
+
+from nova_ha.sim import cli
+from nova_ha.sim import client as sim_client
+from nova_ha.sim.cloud import SimCloud
+
+
+class Clock:
+    def __init__(self):
+        self.t0 = time.monotonic()
+
+    def __call__(self, text):
+        print('[%6.2f s] %s' % (time.monotonic() - self.t0, text), flush=True)
+
+
+def bmc_power(state_dir, host):
+    """Read a host's power state from its BMC over IPMI, with nova-ha's own
+    fencing driver and the inventory the sim generated."""
+    from nova_ha.fencing import fencer
+    from nova_ha.fencing import inventory
+    inv = inventory.load(os.path.join(state_dir, 'fencing-inventory.yaml'))
+    status = fencer.Fencer(inv).status(host)
+    return status.power_state or 'unknown (%s)' % status.reason
+
+
+def wait_active(nova, server_ids, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        servers = [nova.servers.get(s) for s in server_ids]
+        if all(s.status == 'ACTIVE' for s in servers):
+            return servers
+        bad = [s for s in servers if s.status == 'ERROR']
+        if bad:
+            raise RuntimeError('server %s went to ERROR' % bad[0].name)
+        time.sleep(0.2)
+    raise RuntimeError('servers not ACTIVE after %d s' % timeout)
+
+
+def placement_table(nova, state, prefix):
+    servers = sorted((s for s in nova.servers.list()
+                      if s.name.startswith(prefix)), key=lambda s: s.name)
+    print('  %-10s %-10s %-5s %-13s %s' % ('SERVER', 'HOST', 'RACK',
+                                          'POWER DOMAIN', 'STATUS'))
+    for s in servers:
+        host = getattr(s, 'OS-EXT-SRV-ATTR:host')
+        topo = state['hosts'][host]['topology']
+        print('  %-10s %-10s %-5s %-13s %s' % (
+            s.name, host, topo['rack'], topo['power_domain'], s.status))
+    return {s.name: getattr(s, 'OS-EXT-SRV-ATTR:host') for s in servers}
+
+
+def wait_recovery(journal, host, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in journal.list_recoveries(host=host):
+            if rec.state in ('done', 'incomplete', 'failed'):
+                return rec
+        time.sleep(0.1)
+    raise RuntimeError('no finished recovery of %s after %d s'
+                       % (host, timeout))
+
+
+def drain_demo(nova, state, conf_file, flavor, say):
+    """Maintenance: drain the host of another VNF member, live."""
+    import subprocess
+    import sys
+
+    servers = {s.name: getattr(s, 'OS-EXT-SRV-ATTR:host')
+               for s in nova.servers.list()}
+    host = servers['vnf-a-2']
+    for i in (1, 2):
+        nova.servers.create('web-%d' % i, state['images'][0], flavor,
+                            nics='none', availability_zone='nova:' + host)
+    wait_active(nova, [s.id for s in nova.servers.list()
+                       if s.name.startswith('web-')])
+    say('MAINTENANCE of %s (rack %s): nova-ha maintenance start %s --wait'
+        % (host, state['hosts'][host]['topology']['rack'], host))
+    print()
+    cmd = [sys.executable, '-m', 'nova_ha.cmd.cli', '--config-file',
+           conf_file, 'maintenance', 'start', host, '--reason',
+           'demo: firmware upgrade', '--wait']
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
+    for line in proc.stdout.splitlines():
+        if 'Eventlet' in line or 'eventlet' in line or not line.strip() \
+                or line.startswith(('we strongly', 'If you are',
+                                    'framework.', 'https://')):
+            continue
+        print('  ' + line)
+    print()
+    say('after the drain (the member stayed in its rack):')
+    print()
+    placement_table(nova, state, 'vnf-a')
+    print()
+    subprocess.run([sys.executable, '-m', 'nova_ha.cmd.cli',
+                    '--config-file', conf_file, 'maintenance', 'complete',
+                    host], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120)
+    say('maintenance of %s completed: nova-compute enabled again' % host)
+
+
+def run(hosts=8, racks=4):
+    import datetime
+    import subprocess
+    import sys
+
+    from nova_ha import journal as journal_mod
+
+    say = Clock()
+    with tempfile.TemporaryDirectory(prefix='nova-ha-demo-') as state_dir:
+        say('starting the simulated cloud: %d SAL1-certified hosts in %d '
+            'racks, one virtual BMC and one heartbeat agent each'
+            % (hosts, racks))
+        cli._setup_logging(os.path.join(state_dir, 'sim.log'))
+        cloud = SimCloud(hosts=hosts, racks=racks, state_dir=state_dir,
+                         sal={'compute%02d' % i: 1
+                              for i in range(1, hosts + 1)})
+        cloud.start()
+        evacuator = None
+        try:
+            state = sim_client.load_state(state_dir)
+            conf_file = state['evacuator_configs'][0]
+            say('Nova API at %s; starting nova-ha-evacuator --config-file %s'
+                % (state['api']['endpoint'], conf_file))
+            evacuator = subprocess.Popen(
+                [sys.executable, '-m', 'nova_ha.cmd.evacuator',
+                 '--config-file', conf_file],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            nova = sim_client.nova_client(state)
+            flavor = nova.flavors.create('vnf.sal1', 512, 1, 1)
+            flavor.set_keys({'ha:sal': '1', 'ha:recovery_priority': '10'})
+            group = nova.server_groups.create(name='vnf-a',
+                                              policy='anti-affinity')
+            # One multi-create request: the scheduler spreads the members
+            # within the request, one per rack (FaultDomainAntiAffinity).
+            nova.servers.create('vnf-a', state['images'][0], flavor,
+                                nics='none', min_count=4, max_count=4,
+                                scheduler_hints={
+                                    'group': group.id,
+                                    'ha_anti_affinity_level': 'rack'})
+            wait_active(nova, nova.server_groups.get(group.id).members)
+            say('VNF vnf-a: 4 members, flavor vnf.sal1 (ha:sal=1), '
+                'hint ha_anti_affinity_level=rack')
+            print()
+            before = placement_table(nova, state, 'vnf-a')
+            print()
+            victim = before['vnf-a-1']
+            journal = journal_mod.Journal(
+                'sqlite:///' + os.path.join(state_dir, 'journal.sqlite'))
+            time.sleep(1.5)      # let the evacuator hear every agent
+            say('POWER LOSS on %s (rack %s); its BMC says %s until now'
+                % (victim, state['hosts'][victim]['topology']['rack'],
+                   bmc_power(state_dir, victim)))
+            fault_at = datetime.datetime.now(datetime.timezone.utc)
+            cloud.inject(victim, 'power_loss')
+            rec = wait_recovery(journal, victim)
+            say('recovery %d of %s: %s' % (rec.id, victim, rec.state))
+            print()
+            print('  timeline (seconds after the power loss):')
+            names = {s.id: s.name for s in nova.servers.list()}
+            for entry in journal.timeline(rec.id):
+                step, _, uuid = entry.step.partition(':')
+                label = {'detected': 'HOST_DOWN confirmed (all planes '
+                                     'silent)',
+                         'fenced': 'fenced: power read off via IPMI',
+                         'forced_down': 'nova-compute forced down + '
+                                        'disabled',
+                         'listed': 'instances listed',
+                         'evacuate': 'evacuate %s (no target host)'
+                                     % names.get(uuid, uuid),
+                         'active': entry.detail or uuid,
+                         'finished': 'recovery finished',
+                         'done': None}.get(step, entry.step)
+                if label:
+                    print('  %+7.3f s  %s' % (
+                        (entry.at - fault_at).total_seconds(), label))
+            print()
+            say('final placement (rack anti-affinity kept):')
+            print()
+            placement_table(nova, state, 'vnf-a')
+            print()
+            print('  %s BMC power: %s; alarms:' % (
+                victim, bmc_power(state_dir, victim)))
+            for alarm in journal.list_alarms(status='all'):
+                print('    %s %-9s %-10s %s rack=%s: %s' % (
+                    alarm.created_at.strftime('%H:%M:%S'), alarm.severity,
+                    alarm.type, alarm.host, alarm.rack, alarm.message[:60]))
+            journal.close()
+            print()
+            drain_demo(nova, state, conf_file, flavor, say)
+        finally:
+            say('stopping the evacuator and the simulated cloud')
+            if evacuator is not None:
+                evacuator.terminate()
+                evacuator.wait(30)
+            cloud.stop()
+    say('done')
+    return 0

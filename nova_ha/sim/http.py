@@ -1,0 +1,128 @@
+"""HTTP endpoints of the simulated cloud, on 127.0.0.1 only.
+
+- The Nova compute API (``/v2.1``): nova's own WSGI application behind a
+  fixed-token check. Send ``X-Auth-Token: <token>`` (from the state file);
+  the request then acts as an admin of the sim's project, as nova's
+  functional fixtures do. keystoneauth1's ``admin_token`` plugin
+  (``endpoint=<api endpoint>, token=<token>``) is all a client needs.
+- The control API the virtual BMCs and ``nova-ha-sim inject/heal`` use::
+
+      GET    /hosts                    every host's state
+      GET    /hosts/NAME               one host
+      GET    /hosts/NAME/power         {"power": "on"|"off"}
+      PUT    /hosts/NAME/power         {"power": "on"|"off"}   (BMC)
+      POST   /hosts/NAME/faults        {"fault": FAULT}        (inject)
+      DELETE /hosts/NAME/faults                                (heal)
+      POST   /shutdown
+"""
+
+import hmac
+import json
+import logging
+import socketserver
+import threading
+from wsgiref import simple_server
+
+LOG = logging.getLogger(__name__)
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn,
+                           simple_server.WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, fmt, *args):
+        LOG.debug('%s - %s', self.address_string(), fmt % args)
+
+
+def _serve(app, port):
+    server = simple_server.make_server(
+        '127.0.0.1', port, app, server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever,
+                              name='sim-http-%d' % port, daemon=True)
+    thread.start()
+    return server
+
+
+def token_auth(app, token, project_id):
+    """Admit requests bearing the sim's token, as an admin of project_id."""
+    expected = token.encode()
+
+    def middleware(environ, start_response):
+        given = environ.get('HTTP_X_AUTH_TOKEN', '').encode()
+        if not hmac.compare_digest(given, expected):
+            body = json.dumps({'error': {
+                'code': 401, 'message': 'missing or wrong X-Auth-Token'}})
+            start_response('401 Unauthorized',
+                           [('Content-Type', 'application/json')])
+            return [body.encode()]
+        environ['HTTP_X_AUTH_USER'] = 'admin'
+        environ['HTTP_X_AUTH_PROJECT_ID'] = project_id
+        environ['HTTP_X_ROLES'] = 'reader,member,admin'
+        return app(environ, start_response)
+    return middleware
+
+
+def serve_nova_api(app, port, token, project_id):
+    return _serve(token_auth(app, token, project_id), port)
+
+
+def _json(start_response, status, body):
+    data = json.dumps(body).encode()
+    start_response(status, [('Content-Type', 'application/json'),
+                            ('Content-Length', str(len(data)))])
+    return [data]
+
+
+def control_app(cloud):
+    from nova_ha.sim.cloud import SimError
+
+    def app(environ, start_response):
+        method = environ['REQUEST_METHOD']
+        parts = [p for p in environ.get('PATH_INFO', '').split('/') if p]
+        try:
+            length = int(environ.get('CONTENT_LENGTH') or 0)
+            body = json.loads(environ['wsgi.input'].read(length) or b'{}') \
+                if length else {}
+            if parts == ['hosts'] and method == 'GET':
+                return _json(start_response, '200 OK', {'hosts': [
+                    h.as_dict() for h in cloud.hosts.values()]})
+            if parts == ['shutdown'] and method == 'POST':
+                threading.Thread(target=cloud.request_shutdown,
+                                 daemon=True).start()
+                return _json(start_response, '202 Accepted', {})
+            if len(parts) >= 2 and parts[0] == 'hosts':
+                host = cloud.host(parts[1])
+                rest = parts[2:]
+                if not rest and method == 'GET':
+                    return _json(start_response, '200 OK', host.as_dict())
+                if rest == ['power'] and method == 'GET':
+                    return _json(start_response, '200 OK',
+                                 {'power': host.power})
+                if rest == ['power'] and method == 'PUT':
+                    return _json(start_response, '200 OK',
+                                 cloud.set_power(host.name, body.get('power')))
+                if rest == ['faults'] and method == 'POST':
+                    return _json(start_response, '200 OK',
+                                 cloud.inject(host.name, body.get('fault')))
+                if rest == ['faults'] and method == 'DELETE':
+                    return _json(start_response, '200 OK',
+                                 cloud.heal(host.name))
+            return _json(start_response, '404 Not Found',
+                         {'error': 'no such resource: %s %s'
+                          % (method, environ.get('PATH_INFO'))})
+        except SimError as exc:
+            status = ('404 Not Found' if str(exc).startswith('unknown host')
+                      else '400 Bad Request')
+            return _json(start_response, status, {'error': str(exc)})
+        except ValueError as exc:
+            return _json(start_response, '400 Bad Request',
+                         {'error': 'bad request body: %s' % exc})
+    return app
+
+
+def serve_control(cloud, port):
+    return _serve(control_app(cloud), port)

@@ -1,0 +1,181 @@
+"""A real Nova in process: API, conductor, scheduler, placement, computes.
+
+Built from nova's own functional-test fixtures, which the ``nova`` wheel
+ships. Both the functional tests (``tests/functional/base.py``) and the
+simulated cloud (``nova_ha.sim.cloud``) start Nova through
+:class:`NovaStackMixin`, so the workarounds it needs live here and only here:
+
+1. the wheel installs ``api-paste.ini`` under ``<sys.prefix>/etc/nova``, not
+   where nova's ConfFixture looks for it;
+2. SQLAlchemy 2.1 deprecates ``orm.noload`` and nova's WarningsFixture makes
+   that an error: requirements.txt pins ``SQLAlchemy<2.1`` (checked below);
+3. under pytest, ``nova.test.TestCase._clear_attrs`` deletes the bound test
+   method pytest keeps on the instance: keep attributes named ``test*``;
+4. monkey patching must come before any other nova import: importing this
+   module selects native threads (``OS_NOVA_DISABLE_EVENTLET_PATCHING=1``,
+   the default of nova 34 services) unless the caller already chose;
+5. with asynchronous casts (no CastAsCall) under native threads, nova's
+   CellDatabases fixture deadlocks: the conductor holds the global cell
+   read lock while it RPC-calls the scheduler, which needs the write lock
+   to switch cells (seen as soon as a failed build goes to cell0). The
+   cell a thread targets is kept per thread instead (see
+   :func:`_per_thread_cell_targeting`).
+"""
+
+import os
+import sys
+
+os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+
+from nova import monkey_patch  # noqa: E402
+
+monkey_patch.patch()
+
+import sqlalchemy  # noqa: E402
+from nova.tests import fixtures as nova_fixtures  # noqa: E402
+from nova.tests.functional import integrated_helpers  # noqa: E402
+
+if sqlalchemy.__version__.startswith('2.1'):  # workaround 2
+    raise ImportError('nova 34 functional fixtures need SQLAlchemy<2.1, '
+                      'found %s' % sqlalchemy.__version__)
+
+def _per_thread_cell_targeting():
+    """Workaround 5: keep CellDatabases' "last targeted cell" per thread.
+
+    Code that targets a cell gets a context carrying its db_connection; the
+    fallback for untargeted access is the cell this thread targeted last,
+    else the default cell -- no lock held while the caller runs.
+    """
+    import contextlib
+    import threading
+
+    local = threading.local()
+    cls = nova_fixtures.CellDatabases
+
+    @contextlib.contextmanager
+    def _wrap_target_cell(self, context, cell_mapping):
+        if cell_mapping:
+            desired = self._ctxt_mgrs[cell_mapping.database_connection]
+        else:
+            desired = self._default_ctxt_mgr
+        previous = getattr(local, 'ctxt_mgr', None)
+        local.ctxt_mgr = desired
+        try:
+            with self._real_target_cell(context, cell_mapping) as cctxt:
+                yield cctxt
+        finally:
+            local.ctxt_mgr = previous
+
+    def _wrap_get_context_manager(self, context):
+        connection = getattr(context, 'db_connection', None)
+        if connection:
+            return connection
+        return getattr(local, 'ctxt_mgr', None) or self._default_ctxt_mgr
+
+    cls._wrap_target_cell = _wrap_target_cell
+    cls._wrap_get_context_manager = _wrap_get_context_manager
+
+
+_per_thread_cell_targeting()
+
+# nova 34's default [filter_scheduler] enabled_filters (availability zones
+# are enforced by placement, not by a filter).
+NOVA_DEFAULT_FILTERS = (
+    'ComputeFilter',
+    'ComputeCapabilitiesFilter',
+    'ImagePropertiesFilter',
+    'ServerGroupAntiAffinityFilter',
+    'ServerGroupAffinityFilter',
+)
+AVAILABLE_FILTERS = (
+    'nova.scheduler.filters.all_filters',
+    'nova_ha.scheduler.filters.all_filters',
+)
+
+
+def api_paste_config():
+    """Where the nova wheel put api-paste.ini (workaround 1)."""
+    candidates = [os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini'),
+                  os.path.join(sys.base_prefix, 'etc', 'nova',
+                               'api-paste.ini')]
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise RuntimeError('api-paste.ini not found in %s; is the nova wheel '
+                       'installed in this environment?' % candidates)
+
+
+class NovaStackMixin:
+    """Start a real Nova with fake-virt computes and nova-ha's filters.
+
+    Class attributes a subclass may set:
+
+    - ``COMPUTE_HOSTS``: host names of the compute services to start;
+    - ``compute_driver``: nova fake virt driver (``fake.MediumFakeDriver``
+      has room for move operations; ``fake.FakeLiveMigrateDriver`` keeps a
+      live migration in progress until released);
+    - ``ENABLED_FILTERS``: ``[filter_scheduler] enabled_filters``;
+    - ``WEIGHT_CLASSES``: ``[filter_scheduler] weight_classes`` (None keeps
+      nova's default);
+    - ``HOST_WEIGHTS``: a {host: weight} dict makes the scheduler choose
+      deterministically (nova's HostNameWeigher; replaces WEIGHT_CLASSES);
+    - ``CAST_AS_CALL``: nova's shortcut that makes RPC casts synchronous.
+      Keep it for simple placement tests; set False when an operation must
+      return before it completes, as in a real cloud;
+    - ``SERVICE_REPORT_INTERVAL`` / ``SERVICE_DOWN_TIME``: seconds; when set,
+      computes report their state periodically and Nova marks a silent
+      service down after SERVICE_DOWN_TIME, as in a real cloud.
+    """
+
+    COMPUTE_HOSTS = ('host1', 'host2', 'host3')
+    compute_driver = 'fake.MediumFakeDriver'
+    ENABLED_FILTERS = NOVA_DEFAULT_FILTERS
+    WEIGHT_CLASSES = None
+    HOST_WEIGHTS = None
+    ADMIN_API = True
+    microversion = 'latest'
+    CAST_AS_CALL = True
+    SERVICE_REPORT_INTERVAL = None
+    SERVICE_DOWN_TIME = None
+
+    def _setup_services(self):
+        self.flags(api_paste_config=api_paste_config(), group='wsgi')
+        self.flags(compute_driver=self.compute_driver)
+        if self.SERVICE_REPORT_INTERVAL:
+            self.flags(report_interval=self.SERVICE_REPORT_INTERVAL)
+            # The first report normally waits 5 s; a simulated host that
+            # has just booted should be "up" at once.
+            self.useFixture(nova_fixtures.fixtures.MonkeyPatch(
+                'nova.servicegroup.api.INITIAL_REPORTING_DELAY', 0))
+        if self.SERVICE_DOWN_TIME:
+            self.flags(service_down_time=self.SERVICE_DOWN_TIME)
+        super()._setup_services()
+
+    def _setup_scheduler_service(self):
+        self.flags(available_filters=list(AVAILABLE_FILTERS),
+                   enabled_filters=list(self.ENABLED_FILTERS),
+                   group='filter_scheduler')
+        if self.HOST_WEIGHTS:
+            self.useFixture(
+                nova_fixtures.HostNameWeigherFixture(dict(self.HOST_WEIGHTS)))
+        elif self.WEIGHT_CLASSES:
+            self.flags(weight_classes=list(self.WEIGHT_CLASSES),
+                       group='filter_scheduler')
+        return super()._setup_scheduler_service()
+
+    def _setup_compute_service(self):
+        for host in self.COMPUTE_HOSTS:
+            self._start_compute(host)
+        return self.computes[self.COMPUTE_HOSTS[0]] if self.COMPUTE_HOSTS \
+            else None
+
+    def _clear_attrs(self):
+        # Workaround 3: pytest keeps the bound test method on the instance.
+        keep = {k: v for k, v in self.__dict__.items()
+                if k.startswith('test')}
+        super()._clear_attrs()
+        self.__dict__.update(keep)
+
+
+class NovaStack(NovaStackMixin, integrated_helpers._IntegratedTestBase):
+    """The stack as a test case class (subclass it in tests)."""
