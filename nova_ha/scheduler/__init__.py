@@ -1,0 +1,1 @@
+"""Scheduler filters and weighers loaded by nova-scheduler."""

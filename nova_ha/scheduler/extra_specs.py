@@ -1,0 +1,86 @@
+"""Validators for ``ha:`` flavor extra specs.
+
+Registered through nova's ``nova.api.extra_spec_validators`` entry point, so
+the Nova API itself refuses a bad value (``openstack flavor set --property
+ha:sal=7`` fails with a message naming the key and the allowed values) and,
+because nova then knows the ``ha`` namespace, an unknown ``ha:`` key too.
+"""
+
+import dataclasses
+
+from nova.api.validation.extra_specs import base
+from nova import exception
+
+
+@dataclasses.dataclass
+class HAExtraSpecValidator(base.ExtraSpecValidator):
+    """nova's validator, with an error that names the key and the values.
+
+    nova's own message says only "'7' is not one of: 1, 2, 3"; an operator
+    setting several specs at once needs to know which one was refused.
+    """
+
+    def allowed(self):
+        value = self.value
+        if 'enum' in value:
+            return ', '.join(str(v) for v in value['enum'])
+        if value['type'] is int:
+            text = 'an integer'
+            if 'min' in value:
+                text += ' >= %d' % value['min']
+            if 'max' in value:
+                text += (' and' if 'min' in value else '') + \
+                    ' <= %d' % value['max']
+            return text
+        return 'a value of the format %s' % self.value_regex
+
+    def validate(self, name, value):
+        try:
+            super().validate(name, value)
+        except exception.ValidationError:
+            raise exception.ValidationError(
+                'Validation failed; extra spec %s=%r is invalid; allowed '
+                'values: %s.' % (name, value, self.allowed()))
+
+
+EXTRA_SPEC_VALIDATORS = [
+    HAExtraSpecValidator(
+        name='ha:sal',
+        description=(
+            'Service Availability Level the flavor requires (1 strictest, '
+            '3 weakest). Instances are placed only on hosts whose aggregate '
+            'metadata ha:sal certifies this level or a stricter one.'),
+        value={'type': str, 'enum': ['1', '2', '3']},
+    ),
+    HAExtraSpecValidator(
+        name='ha:live_migration',
+        description='Whether instances of this flavor may be live migrated.',
+        value={'type': str, 'enum': ['allowed', 'forbidden']},
+    ),
+    HAExtraSpecValidator(
+        name='ha:max_interruption_ms',
+        description=(
+            'Longest interruption (ms) an instance tolerates during a live '
+            'migration; compared with the destination aggregate metadata '
+            'ha:live_migration_downtime_ms.'),
+        value={'type': int, 'min': 0},
+    ),
+    HAExtraSpecValidator(
+        name='ha:recovery_priority',
+        description=(
+            'Evacuation order within one SAL after a host failure: higher '
+            'values are evacuated first.'),
+        value={'type': int, 'min': 0, 'max': 1000},
+    ),
+    HAExtraSpecValidator(
+        name='ha:recovery',
+        description=(
+            'auto: the evacuator recovers instances of this flavor after a '
+            'host failure; none: it leaves them alone and lists them.'),
+        value={'type': str, 'enum': ['auto', 'none']},
+    ),
+]
+
+
+def register():
+    return EXTRA_SPEC_VALIDATORS

@@ -1,0 +1,106 @@
+"""MigrationPolicyFilter: per-VNF live-migration and concurrency limits.
+
+Flavor extra specs (operator) and hints (VNFM); the stricter one wins:
+
+- ``ha:live_migration=allowed|forbidden`` / hint ``ha_live_migration``:
+  a forbidden live migration is refused (every host rejected, so nova
+  refuses the move); cold migration stays possible;
+- ``ha:max_interruption_ms=N`` / hint ``ha_max_interruption_ms``: a live
+  migration may only go to hosts whose aggregate declares
+  ``ha:live_migration_downtime_ms`` <= N (a host that declares nothing
+  fails);
+- hint ``ha_max_concurrent_moves=N``: a live migration, cold migration or
+  resize of a member of the server group is refused while N other members
+  are in one. Evacuations are recovery: they neither count nor are limited.
+
+nova does not put the operation in the RequestSpec; it creates the
+migration record before it calls the scheduler, so the filter reads the
+instance's in-progress migration once per request.
+"""
+
+from oslo_log import log as logging
+
+from nova.scheduler import filters
+from nova.scheduler import utils as scheduler_utils
+
+from nova_ha import topology
+from nova_ha.scheduler import lookup
+from nova_ha.scheduler import request
+
+LOG = logging.getLogger(__name__)
+
+
+class MigrationPolicyFilter(filters.BaseHostFilter):
+    """Refuse moves a VNF forbids; limit concurrent moves per group."""
+
+    RUN_ON_REBUILD = False
+    # A move schedules one instance; nothing changes within a request.
+    run_filter_once_per_request = True
+
+    def filter_all(self, filter_obj_list, spec_obj):
+        hosts = list(filter_obj_list)
+        if scheduler_utils.request_is_rebuild(spec_obj):
+            return hosts
+        name = self.__class__.__name__
+        uuid = spec_obj.instance_uuid
+        info = request.for_spec(spec_obj)
+        try:
+            rules = info.migration_rules(spec_obj)
+        except request.BadInput as exc:
+            LOG.error('%s: %s; rejecting every host for instance %s',
+                      name, exc, uuid)
+            return []
+        if rules.empty:
+            return hosts
+        try:
+            operation = info.operation()
+            moving = (info.moving_members()
+                      if rules.max_moves is not None and
+                      operation in lookup.VOLUNTARY_MOVES else {})
+        except lookup.LookupFailed as exc:
+            LOG.error('%s: %s; rejecting every host for instance %s',
+                      name, exc, uuid)
+            return []
+        if operation == lookup.LIVE_MIGRATION and rules.forbidden_by:
+            LOG.warning('%s: live migration of instance %s refused: %s '
+                        '(cold migration is still possible)', name, uuid,
+                        rules.forbidden_by)
+            return []
+        if (operation in lookup.VOLUNTARY_MOVES and
+                rules.max_moves is not None and
+                len(moving) >= rules.max_moves):
+            LOG.warning('%s: %s of instance %s refused: hint %s=%d and %d '
+                        'other members of server group %s are moving (%s)',
+                        name, operation, uuid, request.HINT_MAX_MOVES,
+                        rules.max_moves, len(moving), request.group_name(info),
+                        ', '.join('%s: %s' % kv
+                                  for kv in sorted(moving.items())))
+            return []
+        if operation != lookup.LIVE_MIGRATION or \
+                rules.max_interruption_ms is None:
+            return hosts
+        try:
+            topo = request.configure_topology()
+        except topology.TopologyError as exc:
+            LOG.error('%s: %s; rejecting every host for instance %s',
+                      name, exc, uuid)
+            return []
+        limit = rules.max_interruption_ms
+        entries = topo.entries
+        passed = []
+        for hs in hosts:
+            entry = entries.get(hs.host)
+            hinfo = entry[1] if entry is not None and \
+                entry[0] == hs.aggregates else topo.rebuild(hs)
+            downtime = hinfo.downtime_ms
+            if downtime is not None and downtime <= limit:
+                passed.append(hs)
+        if len(passed) < len(hosts):
+            LOG.debug('%s: live migration of instance %s: %s; %d of %d '
+                      'hosts declare %s within it', name, uuid,
+                      rules.max_interruption_by, len(passed), len(hosts),
+                      topology.DOWNTIME_KEY)
+        return passed
+
+    def host_passes(self, host_state, spec_obj):
+        return bool(self.filter_all([host_state], spec_obj))

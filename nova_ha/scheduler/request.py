@@ -1,0 +1,478 @@
+"""Per-request state shared by nova-ha's filters and weigher.
+
+nova calls each filter's ``filter_all`` once per instance of a request (and
+once more for alternates), with the same RequestSpec object. Everything that
+costs more than a dictionary lookup -- parsing hints and extra specs,
+reading where the server group's members run, finding the operation type
+from the instance's migration record -- is done once, by the first filter
+that needs it, and kept in a :class:`RequestInfo` tied to that RequestSpec
+object (a weak reference: it goes when nova drops the RequestSpec).
+
+Hints (``openstack server create --hint k=v``; nova's ``group`` hint makes
+the server group):
+
+- ``ha_anti_affinity_level=<level>``: a level of ``[topology] levels`` or
+  ``failure_domain``;
+- ``ha_anti_affinity=hard|soft`` (default hard);
+- ``ha_max_per_domain=N`` (N >= 1, default 1);
+- ``different_failure_domain=true`` (VEXXHOST nova-scheduler-filters):
+  the same as ``ha_anti_affinity_level=failure_domain``, hard, 1;
+- ``ha_live_migration=allowed|forbidden``;
+- ``ha_max_interruption_ms=N`` (N >= 0);
+- ``ha_max_concurrent_moves=N`` (N >= 0).
+
+Flavor extra specs ``ha:sal``, ``ha:live_migration`` and
+``ha:max_interruption_ms`` are read here too. A flavor spec and a hint on the
+same subject combine to the stricter of the two.
+"""
+
+import threading
+import weakref
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import strutils
+
+from nova_ha import topology
+from nova_ha.conf import scheduler as scheduler_conf
+from nova_ha.conf import topology as topology_conf
+from nova_ha.scheduler import lookup as lookup_mod
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+topology_conf.register_opts(CONF)
+scheduler_conf.register_opts(CONF)
+
+HINT_LEVEL = 'ha_anti_affinity_level'
+HINT_MODE = 'ha_anti_affinity'
+HINT_MAX_PER_DOMAIN = 'ha_max_per_domain'
+HINT_VEXXHOST = 'different_failure_domain'
+HINT_LIVE = 'ha_live_migration'
+HINT_MAX_INTERRUPTION = 'ha_max_interruption_ms'
+HINT_MAX_MOVES = 'ha_max_concurrent_moves'
+
+SPEC_SAL = 'ha:sal'
+SPEC_LIVE = 'ha:live_migration'
+SPEC_MAX_INTERRUPTION = 'ha:max_interruption_ms'
+
+HARD, SOFT = 'hard', 'soft'
+ALLOWED, FORBIDDEN = 'allowed', 'forbidden'
+BOOT = 'boot'          # no move in progress and the instance has no host
+OTHER = 'other'        # instance on a host, no move in progress
+
+#: The topology of every host nova-scheduler has shown the filters.
+HOST_TOPOLOGY = topology.HostStateTopology()
+
+_lookup = lookup_mod.NovaDBLookup()
+
+
+def set_lookup(lookup):
+    """Replace the database look-up (tests, benchmark); returns the old."""
+    global _lookup
+    old, _lookup = _lookup, lookup
+    return old
+
+
+def get_lookup():
+    return _lookup
+
+
+class BadInput(ValueError):
+    """A hint or extra spec with an unusable value."""
+
+    def __init__(self, kind, name, value, expected):
+        self.kind, self.name, self.value = kind, name, value
+        self.expected = expected
+        super().__init__('%s %s=%r is invalid: %s' % (kind, name, value,
+                                                      expected))
+
+
+class AntiAffinityRule:
+    __slots__ = ('level', 'hard', 'max_per_domain', 'source')
+
+    def __init__(self, level, hard=True, max_per_domain=1, source='hints'):
+        self.level = level
+        self.hard = hard
+        self.max_per_domain = max_per_domain
+        self.source = source
+
+    def __repr__(self):
+        return ('%s anti-affinity at level %s, at most %d per domain (%s)'
+                % (HARD if self.hard else SOFT, self.level,
+                   self.max_per_domain, self.source))
+
+
+class MigrationRules:
+    """Migration restrictions of one request (flavor + hints combined).
+
+    :ivar forbidden_by: None, or what forbids live migration (e.g.
+        'flavor extra spec ha:live_migration=forbidden')
+    :ivar max_interruption_ms: None or the strictest limit
+    :ivar max_interruption_by: where that limit comes from
+    :ivar max_moves: None or ha_max_concurrent_moves
+    """
+
+    def __init__(self):
+        self.forbidden_by = None
+        self.max_interruption_ms = None
+        self.max_interruption_by = None
+        self.max_moves = None
+
+    @property
+    def empty(self):
+        return (self.forbidden_by is None and self.max_interruption_ms is None
+                and self.max_moves is None)
+
+
+def _is_set(obj, name):
+    """obj.obj_attr_is_set(name), without building the field list.
+
+    oslo.versionedobjects keeps a set field's value in ``_obj_<name>``; an
+    unset lazy-loadable field (InstanceGroup.hosts) must not be read, or it
+    is loaded from the database.
+    """
+    return hasattr(obj, '_obj_' + name)
+
+
+def _hints(spec_obj):
+    if not _is_set(spec_obj, 'scheduler_hints'):
+        return {}
+    return spec_obj.scheduler_hints or {}
+
+
+def _hint(hints, name):
+    """A hint's single value (str) or None; BadInput if given twice."""
+    value = hints.get(name)
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise BadInput('hint', name, value, 'give it once')
+        value = value[0]
+    return str(value).strip()
+
+
+def _int(kind, name, value, minimum):
+    try:
+        parsed = int(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed < minimum or str(value).strip() != str(
+            parsed):
+        raise BadInput(kind, name, value, 'must be an integer >= %d'
+                       % minimum)
+    return parsed
+
+
+def _choice(kind, name, value, choices):
+    if value not in choices:
+        raise BadInput(kind, name, value, 'must be one of %s'
+                       % ', '.join(choices))
+    return value
+
+
+def flavor_specs(spec_obj):
+    """The flavor's extra specs ({} if none)."""
+    if not _is_set(spec_obj, 'flavor') or spec_obj.flavor is None:
+        return {}
+    flavor = spec_obj.flavor
+    if not _is_set(flavor, 'extra_specs'):
+        return {}
+    return flavor.extra_specs or {}
+
+
+def parse_sal(spec_obj):
+    """The flavor's ha:sal as an int, None, or BadInput."""
+    value = flavor_specs(spec_obj).get(SPEC_SAL)
+    if value is None:
+        return None
+    value = str(value).strip()
+    _choice('flavor extra spec', SPEC_SAL, value, ('1', '2', '3'))
+    return int(value)
+
+
+def parse_anti_affinity(spec_obj, levels):
+    """The request's AntiAffinityRule or None; BadInput on a bad value.
+
+    :param levels: the levels a hint may name
+    """
+    hints = _hints(spec_obj)
+    level = _hint(hints, HINT_LEVEL)
+    mode = _hint(hints, HINT_MODE)
+    max_per = _hint(hints, HINT_MAX_PER_DOMAIN)
+    vexxhost = _hint(hints, HINT_VEXXHOST)
+    if level is not None:
+        _choice('hint', HINT_LEVEL, level, tuple(levels))
+    if mode is not None:
+        _choice('hint', HINT_MODE, mode, (HARD, SOFT))
+    if max_per is not None:
+        max_per = _int('hint', HINT_MAX_PER_DOMAIN, max_per, 1)
+    if vexxhost is not None:
+        try:
+            vexxhost = strutils.bool_from_string(vexxhost, strict=True)
+        except ValueError:
+            raise BadInput('hint', HINT_VEXXHOST, vexxhost,
+                           'must be true or false')
+    if level is None:
+        for name, value in ((HINT_MODE, mode),
+                            (HINT_MAX_PER_DOMAIN, max_per)):
+            if value is not None:
+                raise BadInput('hint', name, value,
+                               'needs the hint %s' % HINT_LEVEL)
+        if vexxhost:
+            return AntiAffinityRule(topology.FAILURE_DOMAIN, True, 1,
+                                    'hint %s=true' % HINT_VEXXHOST)
+        return None
+    return AntiAffinityRule(level, mode != SOFT, max_per or 1,
+                            'hint %s=%s' % (HINT_LEVEL, level))
+
+
+def parse_migration(spec_obj):
+    """MigrationRules from flavor extra specs and hints; BadInput if bad."""
+    rules = MigrationRules()
+    hints = _hints(spec_obj)
+    specs = flavor_specs(spec_obj)
+    live = specs.get(SPEC_LIVE)
+    if live is not None:
+        live = _choice('flavor extra spec', SPEC_LIVE, str(live).strip(),
+                       (ALLOWED, FORBIDDEN))
+        if live == FORBIDDEN:
+            rules.forbidden_by = 'flavor extra spec %s=%s' % (SPEC_LIVE, live)
+    hint = _hint(hints, HINT_LIVE)
+    if hint is not None:
+        _choice('hint', HINT_LIVE, hint, (ALLOWED, FORBIDDEN))
+        if hint == FORBIDDEN and rules.forbidden_by is None:
+            rules.forbidden_by = 'hint %s=%s' % (HINT_LIVE, hint)
+    for kind, name, value in (
+            ('flavor extra spec', SPEC_MAX_INTERRUPTION,
+             specs.get(SPEC_MAX_INTERRUPTION)),
+            ('hint', HINT_MAX_INTERRUPTION,
+             _hint(hints, HINT_MAX_INTERRUPTION))):
+        if value is None:
+            continue
+        ms = _int(kind, name, str(value).strip(), 0)
+        if rules.max_interruption_ms is None or ms < rules.max_interruption_ms:
+            rules.max_interruption_ms = ms
+            rules.max_interruption_by = '%s %s=%d' % (kind, name, ms)
+    moves = _hint(hints, HINT_MAX_MOVES)
+    if moves is not None:
+        rules.max_moves = _int('hint', HINT_MAX_MOVES, moves, 0)
+    return rules
+
+
+def configure_topology():
+    """Point HOST_TOPOLOGY at the configured levels; returns it.
+
+    Raises TopologyError if ``[topology] levels`` is unusable.
+    """
+    try:
+        levels = CONF.topology.levels
+        default_az = getattr(CONF, 'default_availability_zone', None) or \
+            topology.DEFAULT_AZ
+    except (cfg.Error, ValueError) as exc:
+        raise topology.TopologyError('bad [topology] levels: %s' % exc)
+    HOST_TOPOLOGY.configure(levels, default_az)
+    return HOST_TOPOLOGY
+
+
+def option(name, default):
+    """``[ha_scheduler] <name>``; a bad value logs an ERROR, gives default."""
+    try:
+        return getattr(CONF.ha_scheduler, name)
+    except (cfg.Error, ValueError) as exc:
+        LOG.error('nova-ha: bad [ha_scheduler] %s: %s; using %r', name, exc,
+                  default)
+        return default
+
+
+class RequestInfo:
+    """What nova-ha's filters know about one scheduling request."""
+
+    def __init__(self, spec_obj):
+        self.instance_uuid = spec_obj.instance_uuid \
+            if _is_set(spec_obj, 'instance_uuid') else None
+        self.context = spec_obj.obj_context
+        group = None
+        if _is_set(spec_obj, 'instance_group'):
+            group = spec_obj.instance_group
+        self.group = group
+        self.group_uuid = (group.uuid if group is not None and
+                           _is_set(group, 'uuid') else None)
+        self.members = frozenset(
+            group.members if group is not None and
+            _is_set(group, 'members') and group.members else ())
+        hosts = self._group_hosts()
+        # nova appends the host chosen for each instance of a multi-create
+        # request to group.hosts; the entries after this baseline are them.
+        self.baseline = len(hosts) if hosts is not None else 0
+        self._lock = threading.RLock()
+        self._memo = {}
+
+    def _group_hosts(self):
+        group = self.group
+        if group is None or not _is_set(group, 'hosts'):
+            return None
+        return group.hosts
+
+    def _once(self, key, fn):
+        """fn() once per request; its exception is remembered too."""
+        try:
+            ok, value = self._memo[key]
+        except KeyError:
+            with self._lock:
+                if key not in self._memo:
+                    try:
+                        self._memo[key] = (True, fn())
+                    except Exception as exc:
+                        self._memo[key] = (False, exc)
+                ok, value = self._memo[key]
+        if ok:
+            return value
+        raise value
+
+    # -- parsed input --------------------------------------------------------
+
+    def anti_affinity(self, spec_obj, levels):
+        return self._once(('anti', tuple(levels)),
+                          lambda: parse_anti_affinity(spec_obj, levels))
+
+    def migration_rules(self, spec_obj):
+        return self._once('migration', lambda: parse_migration(spec_obj))
+
+    def sal(self, spec_obj):
+        return self._once('sal', lambda: parse_sal(spec_obj))
+
+    # -- database look-ups ----------------------------------------------------
+
+    def _instances(self):
+        def load():
+            uuids = set(self.members)
+            if self.instance_uuid:
+                uuids.add(self.instance_uuid)
+            return _lookup.instances(self.context, uuids)
+        return self._once('instances', load)
+
+    def operation(self):
+        """'boot', 'other' or the type of the instance's in-progress move."""
+        def find():
+            if not self.instance_uuid:
+                return BOOT
+            found = self._instances()
+            migs = found.migrations.get(self.instance_uuid)
+            if migs:
+                return migs[0].migration_type
+            if found.hosts.get(self.instance_uuid):
+                return OTHER
+            return BOOT
+        return self._once('operation', find)
+
+    def moving_members(self):
+        """Other members in an in-progress voluntary move: {uuid: type}."""
+        def find():
+            found = self._instances()
+            out = {}
+            for uuid, migs in found.migrations.items():
+                if uuid == self.instance_uuid or uuid not in self.members:
+                    continue
+                for mig in migs:
+                    if mig.migration_type in lookup_mod.VOLUNTARY_MOVES:
+                        out[uuid] = mig.migration_type
+                        break
+            return out
+        return self._once('moving', find)
+
+    def _member_base(self, level, levels, default_az):
+        """{domain: members} of the other members, from the databases.
+
+        A member counts in the domain of its host and, while it moves, in
+        the domains of the move's source and destination too (it holds
+        resources in both until the move ends). The instance being
+        scheduled does not count (a move leaves its own domain).
+        """
+        def count():
+            found = self._instances()
+            host_of, migrations = found.hosts, found.migrations
+            me = self.instance_uuid
+            single = []              # hosts of members not moving
+            moving = []              # host sets of members in a move
+            for uuid in self.members:
+                if uuid == me:
+                    continue
+                host = host_of.get(uuid)
+                migs = migrations.get(uuid)
+                if not migs:
+                    if host:
+                        single.append(host)
+                    continue
+                hosts = {host} if host else set()
+                for mig in migs:
+                    hosts.update(h for h in (mig.source_compute,
+                                             mig.dest_compute) if h)
+                moving.append(hosts)
+            all_hosts = set(single)
+            for hosts in moving:
+                all_hosts.update(hosts)
+            if level == topology.HOST:
+                domain_of = {h: h for h in all_hosts}
+            else:
+                domain_of = _lookup.domains(self.context, all_hosts, level,
+                                            levels, default_az)
+            conflict = topology.CONFLICT
+            counts = {}
+            for host in single:
+                d = domain_of.get(host)
+                if d is not None and d is not conflict:
+                    counts[d] = counts.get(d, 0) + 1
+            for hosts in moving:
+                # A moving member counts once in each domain it touches.
+                for d in {domain_of.get(h) for h in hosts}:
+                    if d is not None and d is not conflict:
+                        counts[d] = counts.get(d, 0) + 1
+            return counts
+        return self._once(('base', level, tuple(levels), default_az), count)
+
+    def domain_counts(self, level, host_topology):
+        """{domain: members} now: the databases plus this request's picks."""
+        counts = self._member_base(level, host_topology.levels,
+                                   host_topology.default_az)
+        hosts = self._group_hosts()
+        if hosts is None or len(hosts) <= self.baseline:
+            return counts
+        counts = dict(counts)
+        for host in hosts[self.baseline:]:
+            if level == topology.HOST:
+                d = host
+            else:
+                info = host_topology.cached(host)
+                d = info.domains.get(level) if info is not None else None
+            if d is not None and d is not topology.CONFLICT:
+                counts[d] = counts.get(d, 0) + 1
+        return counts
+
+
+_requests = {}
+
+
+def for_spec(spec_obj):
+    """The RequestInfo of this RequestSpec object (created on first use)."""
+    key = id(spec_obj)
+    entry = _requests.get(key)
+    if entry is not None and entry[0]() is spec_obj:
+        return entry[1]
+    info = RequestInfo(spec_obj)
+
+    def forget(ref, key=key):
+        current = _requests.get(key)
+        if current is not None and current[0] is ref:
+            _requests.pop(key, None)
+
+    try:
+        ref = weakref.ref(spec_obj, forget)
+    except TypeError:   # not weak-referenceable: no caching
+        return info
+    _requests[key] = (ref, info)
+    return info
+
+
+def group_name(info):
+    return info.group_uuid or 'n/a'
