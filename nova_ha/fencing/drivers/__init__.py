@@ -1,0 +1,1 @@
+"""Fencing drivers (entry points in ``nova_ha.fencing_drivers``)."""
