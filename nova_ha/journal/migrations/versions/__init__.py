@@ -1,0 +1,1 @@
+"""alembic revisions of the journal (alembic skips this file)."""
