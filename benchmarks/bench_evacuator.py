@@ -1,0 +1,272 @@
+"""Evacuator benchmark on the simulated cloud (prints figures; not a test).
+
+1. Detection: fault (power loss) -> HOST_DOWN confirmed in the journal,
+   over >= 20 runs on SAL1 hosts (p50/p99). Goal p99 <= 0.5 s.
+2. One host with 20 instances: fault -> all 20 ACTIVE elsewhere.
+   Goal <= 5 s.
+3. A rack of 5 hosts x 20 instances (100, in 50 two-member groups with
+   rack anti-affinity): fault on the whole rack -> all ACTIVE elsewhere,
+   anti-affinity violations counted. Goal <= 20 s, zero violations.
+
+Run: .venv/bin/python benchmarks/bench_evacuator.py [--runs 20] [--quick]
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from nova_ha.sim import cli as sim_cli  # noqa: E402
+from nova_ha.sim import client as sim_client  # noqa: E402
+from nova_ha.sim.cloud import SimCloud  # noqa: E402
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def pct(values, q):
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(q / 100.0 * len(values))) - 1))
+    return values[k]
+
+
+class Bench:
+    def __init__(self, hosts, racks, state_dir):
+        sim_cli._setup_logging(os.path.join(state_dir, 'sim.log'))
+        self.cloud = SimCloud(hosts=hosts, racks=racks, state_dir=state_dir,
+                              sal={'compute%02d' % i: 1
+                                   for i in range(1, hosts + 1)})
+        self.cloud.start()
+        self.state = sim_client.load_state(state_dir)
+        self.nova = sim_client.nova_client(self.state)
+        conf = self.state['evacuator_configs'][0]
+        self.evacuator = subprocess.Popen(
+            [sys.executable, '-m', 'nova_ha.cmd.evacuator', '--config-file',
+             conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from nova_ha import journal as journal_mod
+        self.journal = journal_mod.Journal(
+            'sqlite:///' + os.path.join(state_dir, 'journal.sqlite'))
+        self.flavor = self.nova.flavors.create('bench', 128, 1, 1)
+        # Start measuring once the evacuator has heard every host (and its
+        # start-up grace is over).
+        hosts = set(self.state['hosts'])
+        self.wait(lambda: {h.host for h in self.journal.list_host_states(
+            states=['OK'])} >= hosts if self._journal_ready() else False,
+            60, 'evacuator ready')
+        time.sleep(3.5)
+
+    def _journal_ready(self):
+        try:
+            self.journal.check_schema()
+            return True
+        except Exception:
+            return False
+
+    def stop_evacuator(self):
+        self.evacuator.terminate()
+        self.evacuator.wait(30)
+
+    def nova_alone(self, host, count):
+        """Baseline: what Nova itself takes, evacuating by hand."""
+        self.boot('raw', count, host=host)
+        self.wait_active(count * 2)
+        self.cloud.inject(host, 'power_loss')
+        svc = self.nova.services.list(host=host, binary='nova-compute')[0]
+        self.nova.services.force_down(svc.id, True)
+        t0 = time.monotonic()
+        ids = [s.id for s in self.nova.servers.list(
+            search_opts={'host': host})]
+        for server_id in ids:
+            self.nova.servers.evacuate(server_id)
+
+        def moved():
+            # One list call per look, like the evacuator's own polling.
+            time.sleep(0.5)
+            servers = [s for s in self.nova.servers.list() if s.id in ids]
+            return all(s.status == 'ACTIVE' and getattr(
+                s, 'OS-EXT-STS:task_state') is None and getattr(
+                s, 'OS-EXT-SRV-ATTR:host') != host for s in servers)
+        self.wait(moved, 300, 'evacuations by hand')
+        return time.monotonic() - t0
+
+    def close(self):
+        if self.evacuator.poll() is None:
+            self.stop_evacuator()
+        self.journal.close()
+        self.cloud.stop()
+
+    def wait(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError('timed out waiting for %s' % what)
+
+    def boot(self, name, count, host=None, hints=None):
+        kw = {'availability_zone': 'nova:' + host} if host else {}
+        self.nova.servers.create(name, self.state['images'][0], self.flavor,
+                                 nics='none', min_count=count,
+                                 max_count=count,
+                                 scheduler_hints=hints or {}, **kw)
+
+    def wait_active(self, count, timeout=900):
+        def ok():
+            servers = self.nova.servers.list(limit=-1)
+            bad = [s for s in servers if s.status == 'ERROR']
+            if bad:
+                raise RuntimeError('boot failed: %s' % bad[0].name)
+            return len(servers) >= count and all(
+                s.status == 'ACTIVE' for s in servers)
+        self.wait(ok, timeout, '%d servers ACTIVE' % count)
+
+    def recovery(self, host, since, finished=False):
+        for rec in self.journal.list_recoveries(host=host):
+            if rec.detected_at >= since and (
+                    not finished or rec.state != 'open'):
+                return rec
+
+    def detection_runs(self, runs, hosts):
+        latencies = []
+        for i in range(runs):
+            host = hosts[i % len(hosts)]
+            time.sleep(0.3)
+            t0 = utcnow()
+            self.cloud.inject(host, 'power_loss')
+            rec = self.wait(lambda: self.recovery(host, t0), 10,
+                            'detection of %s' % host)
+            latencies.append((rec.detected_at - t0).total_seconds())
+            self.wait(lambda: self.recovery(host, t0, finished=True), 30,
+                      'recovery of %s' % host)
+            self.cloud.heal(host)
+            self._enable(host)
+        return latencies
+
+    def _enable(self, host):
+        from nova_ha.evacuator import engine
+        from nova_ha.evacuator import nova_ops
+
+        def ok():
+            try:
+                engine.enable_host(nova_ops.NovaOps(self.nova), self.journal,
+                                   host)
+                return True
+            except Exception:
+                return False
+        self.wait(ok, 30, 'enable %s' % host)
+
+    def recover_hosts(self, hosts, expected):
+        t0 = utcnow()
+        for host in hosts:
+            self.cloud.inject(host, 'power_loss')
+        recs = [self.wait(lambda h=host: self.recovery(h, t0, finished=True),
+                          300, 'recovery of %s' % host) for host in hosts]
+        items = [i for r in recs
+                 for i in self.journal.list_recovery_items(r.id)]
+        done = [i for i in items if i.state == 'done']
+        last = max(i.finished_at for i in done) if done else t0
+        return {'instances': len(items), 'done': len(done),
+                'failed': len(items) - len(done),
+                'seconds': (last - t0).total_seconds(),
+                'detect': max((r.detected_at - t0).total_seconds()
+                              for r in recs)}
+
+
+def rack_violations(nova, state):
+    racks = {h: v['topology']['rack'] for h, v in state['hosts'].items()}
+    bad = 0
+    for group in nova.server_groups.list(all_projects=True):
+        seen = [racks[nova.servers.get(m).to_dict()['OS-EXT-SRV-ATTR:host']]
+                for m in group.members]
+        bad += len(seen) - len(set(seen))
+    return bad
+
+
+class _Rows(list):
+    """Print each figure as soon as it is measured (a long run that fails
+    later still shows what it measured)."""
+
+    def append(self, row):
+        super().append(row)
+        print('  .. %s: %s' % (row[0].strip(), row[1]), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument('--quick', action='store_true',
+                        help='skip the 100-instance rack failure')
+    args = parser.parse_args()
+    rows = _Rows()
+    with tempfile.TemporaryDirectory(prefix='nova-ha-bench-') as d:
+        b = Bench(hosts=6, racks=3, state_dir=os.path.join(d, 'a'))
+        try:
+            lat = b.detection_runs(args.runs, ['compute05', 'compute06'])
+            rows.append(('fault -> HOST_DOWN confirmed (SAL1), %d runs'
+                         % len(lat),
+                         'p50 %.3f s  p99 %.3f s  max %.3f s' % (
+                             statistics.median(lat), pct(lat, 99),
+                             max(lat)), '<= 0.5 s (p99)'))
+            b.boot('one', 20, host='compute01')
+            b.wait_active(20)
+            r = b.recover_hosts(['compute01'], 20)
+            rows.append(('1 host x 20 instances: fault -> all ACTIVE',
+                         '%.2f s (%d/%d done)' % (r['seconds'], r['done'],
+                                                  r['instances']),
+                         '<= 5 s'))
+            b.stop_evacuator()
+            raw = b.nova_alone('compute02', 20)
+            rows.append(('  same, Nova alone (force-down + 20 evacuate '
+                         'calls by hand, no detection/fencing)',
+                         '%.2f s' % raw, '(baseline)'))
+        finally:
+            b.close()
+        if not args.quick:
+            b = Bench(hosts=20, racks=4, state_dir=os.path.join(d, 'b'))
+            try:
+                rack1 = ['compute%02d' % i for i in range(1, 6)]
+                for g in range(50):
+                    group = b.nova.server_groups.create(
+                        name='g%02d' % g, policy='soft-anti-affinity')
+                    hints = {'group': group.id,
+                             'ha_anti_affinity_level': 'rack'}
+                    b.boot('g%02d-a' % g, 1, host=rack1[g % 5], hints=hints)
+                b.wait_active(50)
+                for g, group in enumerate(sorted(
+                        b.nova.server_groups.list(), key=lambda x: x.name)):
+                    b.boot('g%02d-b' % g, 1, hints={
+                        'group': group.id,
+                        'ha_anti_affinity_level': 'rack'})
+                b.wait_active(100)
+                for i, host in enumerate(rack1):
+                    b.boot('fill%d' % i, 10, host=host)
+                b.wait_active(150)
+                r = b.recover_hosts(rack1, 100)
+                rows.append(('rack of 5 hosts x 20 instances (100): fault '
+                             '-> all ACTIVE', '%.2f s (%d/%d done)' % (
+                                 r['seconds'], r['done'], r['instances']),
+                             '<= 20 s'))
+                rows.append(('rack anti-affinity violations after recovery',
+                             str(rack_violations(b.nova, b.state)), '0'))
+            finally:
+                b.close()
+    rows.append(('Masakari 22 defaults (anchors.md, for reference)',
+                 '>= 210 s (180 s fixed wait + evacuations)', '-'))
+    width = max(len(r[0]) for r in rows)
+    print('\nnova-ha evacuator benchmark (2 cores, simulated cloud)\n')
+    print('%-*s  %-42s %s' % (width, 'measure', 'result', 'goal'))
+    for r in rows:
+        print('%-*s  %-42s %s' % (width, r[0], r[1], r[2]))
+
+
+if __name__ == '__main__':
+    main()

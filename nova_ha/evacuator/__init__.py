@@ -1,0 +1,1 @@
+"""Evacuator: detect a failed compute host, fence it, evacuate it."""

@@ -1,0 +1,128 @@
+"""``nova-ha alarm|recovery|host ...``: the evacuator's operator commands.
+
+    nova-ha alarm list [--all] [--host H] [--type T] [--min-severity S]
+    nova-ha recovery list [--host H] [--state S]
+    nova-ha recovery show ID        per-step timeline with durations
+    nova-ha host list               journal state of every compute host
+    nova-ha host enable HOST        return a recovered host to service
+    nova-ha host lift-guard HOST... --operator NAME
+                                    let fencing through the mass-failure
+                                    guard for the named hosts
+
+Exit codes: 0 ok, 1 the action failed (e.g. Nova refused), 2 bad
+arguments or configuration, 3 not found / not allowed now.
+"""
+
+import sys
+
+from nova_ha.journal import api
+from nova_ha.journal import cli as journal_cli
+
+
+def _journal_command(sub, name, func, help):
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument('--connection', metavar='URL',
+                   help='journal database URL (default: [journal] '
+                        'connection)')
+    p.set_defaults(func=func)
+    return p
+
+
+def add_parser(subparsers):
+    alarm = subparsers.add_parser(
+        'alarm', help='alarms raised by the evacuator (journal)')
+    sub = alarm.add_subparsers(dest='alarm_command', metavar='COMMAND')
+    sub.required = True
+    journal_cli.add_alarm_filters(_journal_command(
+        sub, 'list', journal_cli._alarms,
+        'List alarms (time, location, type, severity), newest first.'))
+
+    rec = subparsers.add_parser('recovery', help='host recoveries')
+    sub = rec.add_subparsers(dest='recovery_command', metavar='COMMAND')
+    sub.required = True
+    journal_cli.add_recovery_filters(_journal_command(
+        sub, 'list', journal_cli._recoveries,
+        'List recoveries, newest first.'))
+    p = _journal_command(sub, 'show', journal_cli._recovery,
+                         'One recovery: per-step timeline with durations '
+                         'and each instance\'s outcome.')
+    p.add_argument('id', type=int, metavar='ID')
+
+    host = subparsers.add_parser('host', help='compute hosts as nova-ha '
+                                 'sees them')
+    sub = host.add_subparsers(dest='host_command', metavar='COMMAND')
+    sub.required = True
+    _journal_command(sub, 'list', _host_list,
+                     'Every compute host\'s state in the journal.')
+    p = _journal_command(sub, 'enable', _host_enable,
+                         'Return a recovered host to service: lift '
+                         'forced_down, enable nova-compute, clear its '
+                         'alarms. Do it once the host is repaired and its '
+                         'nova-compute runs again.')
+    p.add_argument('host')
+    p = _journal_command(sub, 'lift-guard', _host_lift_guard,
+                         'Let the evacuator fence and recover HOST although '
+                         'the mass-failure guard holds fencing back (many '
+                         'hosts look failed at once). Check first that the '
+                         'host really is down, not the evacuator cut off. '
+                         'Holds until the host\'s recovery closes.')
+    p.add_argument('hosts', nargs='+', metavar='HOST')
+    p.add_argument('--operator', required=True,
+                   help='who lifts the guard (journalled)')
+
+
+@journal_cli._safe
+def _host_lift_guard(args):
+    if not args.operator.strip():
+        print('nova-ha host lift-guard: --operator must name someone',
+              file=sys.stderr)
+        return 2
+    j = journal_cli._journal(args)
+    try:
+        for host in args.hosts:
+            j.lift_guard(host, args.operator)
+            print('%s: mass-failure guard lifted by %s' % (host,
+                                                          args.operator))
+    finally:
+        j.close()
+    return 0
+
+
+@journal_cli._safe
+def _host_list(args):
+    j = journal_cli._journal(args)
+    try:
+        states = j.list_host_states()
+    finally:
+        j.close()
+    rows = [(s.host, s.state, journal_cli._t(s.state_since),
+             s.detail or '') for s in states]
+    print(journal_cli._table(('HOST', 'STATE', 'SINCE', 'DETAIL'), rows))
+
+
+def _host_enable(args):
+    from nova_ha.evacuator import engine
+    from nova_ha.evacuator import nova_ops
+    from nova_ha import nova_api
+    try:
+        j = journal_cli._journal(args)
+    except Exception as exc:
+        print('nova-ha host enable: %s' % exc, file=sys.stderr)
+        return 2
+    try:
+        ops = nova_ops.NovaOps(nova_api.client())
+        engine.enable_host(ops, j, args.host)
+    except nova_api.NovaConfigError as exc:
+        print('nova-ha host enable: %s' % exc, file=sys.stderr)
+        return 2
+    except (engine.HostBusy, LookupError) as exc:
+        print('nova-ha host enable: %s' % exc, file=sys.stderr)
+        return 3
+    except Exception as exc:
+        print('nova-ha host enable: %s failed: %s' % (args.host, exc),
+              file=sys.stderr)
+        return 1
+    finally:
+        j.close()
+    print('%s: enabled' % args.host)
+    return 0

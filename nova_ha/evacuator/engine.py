@@ -1,0 +1,823 @@
+"""The evacuator's reconcile loop.
+
+Level-triggered, like a Kubernetes controller: every pass looks at what is
+true now -- heartbeats per plane, the journal, Nova's migration records --
+and takes the next step for each host. Every step is idempotent and its
+result lives in the journal, so a pass re-run after a crash (kill -9, or a
+standby taking over) continues where the last one stopped and repeats
+nothing that already happened.
+
+Per host, from the heartbeats (nova_ha.heartbeat.receiver) and the host's
+SAL confirmation window:
+
+- every plane silent past the window  -> HOST_DOWN: open a recovery;
+- some planes silent                  -> PARTITION: alarm, no evacuation
+  (unless ``[evacuator] partition_recovery`` and both management and
+  storage are silent);
+- planes fine, nova-compute dead      -> SERVICE_DOWN: alarm (the agent's
+  watchdog restarts it), no evacuation;
+- otherwise OK (alarms of the episode are cleared).
+
+Per open recovery:
+
+1. fence: power off through the BMC and read it off. Not confirmed ->
+   never evacuate; CRITICAL alarm; retry every fence_retry_interval; the
+   only other way on is an operator's confirmation (journalled);
+2. force nova-compute down and disable it with a reason naming nova-ha and
+   the time;
+3. evacuate every instance with no target host (scheduler re-applies hints
+   and server-group policy): SAL1 first, then ``ha:recovery_priority``
+   (higher first); ``ha:recovery=none`` instances are skipped and listed;
+   at most ``max_concurrent_evacuations`` at once and never two members of
+   one server group at once;
+4. follow each evacuation by its migration record to done or error; retry
+   an error up to max_evacuation_attempts; no valid host -> alarm naming
+   the instance and the scheduler's reason;
+5. close the recovery; the host stays forced down and disabled until an
+   operator runs ``nova-ha host enable HOST``.
+
+High availability (nova_ha.evacuator.leader): with a LeaderElector, only
+the leader reconciles; ``self.epoch`` is its journal Epoch, carried by
+every journal write. A standby keeps receiving heartbeats and does nothing
+else. On StaleEpoch (a newer leader claimed) or a lapsed lease the
+evacuator stops at once, forgets its in-memory state and stands by; the
+next leader resumes every open recovery from the journal and Nova's
+migration records. Right before each outside action (BMC power-off, force
+down, evacuate) the evacuator checks it still leads (``_assert_leader``);
+each is preceded by a journal write under the epoch (fencing attempt, item
+-> evacuating), so an action of a deposed leader is refused by the journal
+or, for a call already in flight, repeated idempotently (power-off) or
+refused by Nova (a second evacuate of a rebuilding instance).
+"""
+
+import concurrent.futures
+import datetime
+import logging
+import threading
+import time
+
+from nova_ha.evacuator import nova_ops
+from nova_ha.heartbeat import receiver as hb
+from nova_ha.journal import api as journal_api
+from nova_ha import topology as topology_mod
+
+LOG = logging.getLogger(__name__)
+
+OK = 'OK'
+HOST_DOWN = 'HOST_DOWN'
+SERVICE_DOWN = 'SERVICE_DOWN'
+PARTITION = 'PARTITION'
+SUSPECT = 'SUSPECT'
+
+# An 'evacuating' item inherited from a previous leader with neither a
+# migration record nor a task state this long after the takeover: that
+# leader's evacuate call never reached Nova (Nova records the migration and
+# sets task_state inside the API call), so re-issue it.
+INHERITED_REISSUE_AFTER = 3.0
+# Same for an item this leader started itself (its call may be slow).
+REISSUE_AFTER = 10.0
+
+# Journal host states that belong to a recovery in progress.
+RECOVERY_HOST_STATES = ('HOST_DOWN', 'FENCING', 'FENCED', 'FENCE_FAILED',
+                        'GUARDED', 'FORCED_DOWN', 'EVACUATING')
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Evacuator:
+    """One evacuator. ``reconcile()`` is one pass; ``run()`` loops."""
+
+    def __init__(self, conf, nova, fencer, journal, receiver,
+                 notifier=None, clock=time.monotonic, leader=None,
+                 metrics=None):
+        self.conf = conf
+        self.opts = conf.evacuator
+        self.ops = nova_ops.NovaOps(nova)
+        self.fencer = fencer
+        self.journal = journal
+        self.receiver = receiver
+        self.notifier = notifier
+        self.clock = clock
+        self.started_at = None
+        self.topology = None
+        self.services = {}
+        self._hosts_read_at = None
+        self._fencing = {}            # host -> Future
+        self._listed = set()          # recovery ids whose items are listed
+        self._last_nova_poll = 0.0
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix='fence')
+        self._api_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=conf.evacuator.max_concurrent_evacuations,
+            thread_name_prefix='nova-api')
+        self._lock = threading.Lock()
+        self.epoch = None
+        self.leader = leader
+        self.metrics = metrics        # nova_ha.evacuator.metrics.Metrics
+        self.term_started = None      # wall time this evacuator took over
+        self.takeovers = 0
+        self._conditions = {}          # host -> condition, this pass
+        self._rec_host = {}            # recovery id -> host (notifications)
+        self._guard_reason = None      # why fencing is held back, or None
+
+    # -- set-up ------------------------------------------------------------
+    def check_config(self):
+        """Refuse to start with a configuration that cannot work."""
+        self.refresh_hosts(force=True)
+        missing = self.fencer.inventory.missing(sorted(self.services))
+        if missing:
+            raise ConfigError(
+                'fencing inventory %s has no entry for compute host(s) %s: '
+                'nova-ha never evacuates a host it cannot fence'
+                % (getattr(self.fencer.inventory, 'source', '?'),
+                   ', '.join(missing)))
+
+    def start(self):
+        if self._hosts_read_at is None:
+            self.check_config()
+        self.started_at = self.clock()
+        return self
+
+    def stop(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._api_pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- hosts and topology ------------------------------------------------
+    def refresh_hosts(self, force=False):
+        now = self.clock()
+        if (not force and self._hosts_read_at is not None
+                and now - self._hosts_read_at
+                < self.opts.host_refresh_interval):
+            return
+        self.services = self.ops.compute_services()
+        self.topology = topology_mod.Topology.from_aggregates(
+            self.ops.aggregates(), hosts=sorted(self.services),
+            levels=topology_mod.configured_levels(self.conf))
+        self._hosts_read_at = now
+
+    def sal_of(self, host):
+        info = self.topology.host(host) if self.topology else None
+        return getattr(info, 'sal', None)
+
+    def window_for(self, host):
+        sal = self.sal_of(host)
+        return {1: self.opts.sal1_confirmation_window,
+                2: self.opts.sal2_confirmation_window}.get(
+                    sal, self.opts.sal3_confirmation_window)
+
+    def location(self, host):
+        info = self.topology.host(host) if self.topology else None
+        domains = getattr(info, 'domains', {}) or {}
+
+        def plain(v):
+            return None if v is None or v is topology_mod.CONFLICT \
+                else str(v)
+        return {'rack': plain(domains.get('rack')),
+                'power_domain': plain(domains.get('power_domain')),
+                'availability_zone': plain(domains.get('availability_zone'))}
+
+    # -- detection ---------------------------------------------------------
+    def classify(self, host, now=None):
+        now = self.clock() if now is None else now
+        window = self.window_for(host)
+        state = self.receiver.heartbeat_state(host, now=now, window=window)
+        if state in (hb.UNKNOWN, hb.SILENT, hb.PARTITION) and (
+                now - self.started_at < max(self.opts.startup_grace, window)):
+            # Just started: agents' planes may not all have reached us yet.
+            return SUSPECT
+        if state == hb.UNKNOWN:
+            return HOST_DOWN
+        if state == hb.SILENT:
+            return HOST_DOWN
+        if state == hb.PARTITION:
+            silent = set(self.receiver.silent_planes(host, now=now,
+                                                     window=window))
+            if (self.opts.partition_recovery
+                    and {'management', 'storage'} <= silent):
+                return HOST_DOWN
+            return PARTITION
+        if state == hb.SERVICE_DOWN:
+            return SERVICE_DOWN
+        return OK
+
+    def failure_time(self, host, now):
+        """Wall-clock time of the host's last heartbeat on any plane."""
+        seen = [self.receiver.last_seen(host, p)
+                for p in self.receiver.planes]
+        seen = [s for s in seen if s is not None]
+        if not seen:
+            return utcnow()
+        return utcnow() - datetime.timedelta(seconds=now - max(seen))
+
+    # -- alarms --------------------------------------------------------------
+    def alarm(self, type_, severity, message, host=None, **kw):
+        loc = self.location(host) if host else {}
+        alarm, created = self.journal.raise_alarm(
+            type_, severity, message, host=host, epoch=self.epoch,
+            **loc, **kw)
+        if created and self.metrics is not None:
+            self.metrics.observe_alarm(type_, severity)
+        if created:
+            LOG.log(logging.CRITICAL if severity == 'CRITICAL'
+                    else logging.WARNING, 'alarm %s %s: %s', severity,
+                    type_, message)
+            self.notify('nova_ha.alarm.%s' % type_.lower(), severity, {
+                'alarm_id': alarm.id, 'type': type_, 'severity': severity,
+                'host': host, 'location': loc, 'message': message,
+                'time': alarm.created_at.isoformat(),
+                **{k: v for k, v in kw.items() if v is not None}})
+        return alarm
+
+    def notify(self, event_type, severity, payload):
+        if self.notifier is not None:
+            try:
+                self.notifier.emit(event_type, severity, payload)
+            except Exception:
+                LOG.exception('could not emit %s', event_type)
+
+    def step(self, recovery_id, step, detail=None, duration=None):
+        if self.journal.record_step(recovery_id, step, detail=detail,
+                                    duration=duration, epoch=self.epoch):
+            self.notify_step(recovery_id, step, detail, duration)
+
+    def notify_step(self, recovery_id, step, detail=None, duration=None,
+                    host=None):
+        """``nova_ha.recovery.<step>`` (doc/notifications.md)."""
+        kind = step.split(':')[0]
+        if self.metrics is not None:
+            self.metrics.observe_step(kind, duration, detail)
+        if self.notifier is None:
+            return
+        if host is None:
+            host = self._rec_host.get(recovery_id)
+        if host is None:
+            rec = self.journal.get_recovery(recovery_id)
+            host = rec.host if rec else None
+            self._rec_host[recovery_id] = host
+        instance = step.split(':', 1)[1].split('#')[0] if ':' in step \
+            else None
+        self.notify('nova_ha.recovery.%s' % kind, 'INFO', {
+            'recovery_id': recovery_id, 'step': step, 'type': kind,
+            'severity': 'INFO', 'host': host,
+            'location': self.location(host) if host else {},
+            'instance_uuid': instance, 'detail': detail,
+            'duration': duration, 'time': utcnow().isoformat()})
+
+    # -- the loop ------------------------------------------------------------
+    def run(self, stop_event):
+        gen = self.receiver.generation
+        while not stop_event.is_set():
+            if self.acting():
+                try:
+                    self.reconcile()
+                except (journal_api.StaleEpoch, NotLeader) as exc:
+                    self.stand_down(str(exc))
+                except Exception:
+                    LOG.exception('reconcile pass failed; retrying')
+                    stop_event.wait(1.0)
+            gen = self.receiver.wait_for_change(gen, timeout=self.opts.tick)
+
+    # -- leadership ----------------------------------------------------------
+    def acting(self):
+        """True if this evacuator may act now (leader, or no election)."""
+        if self.leader is None:
+            return True
+        epoch = self.leader.epoch if self.leader.is_leader else None
+        if epoch is None:
+            if self.epoch is not None:
+                self._forget('leadership lost (lease expired or lock lost)')
+            return False
+        if epoch != self.epoch:
+            self._forget(None)
+            self.epoch = epoch
+            self.term_started = utcnow()
+            self.takeovers += 1
+            LOG.warning('leading with journal epoch %s: resuming open '
+                        'recoveries', epoch.epoch)
+        return True
+
+    def stand_down(self, reason):
+        """Stop acting now (StaleEpoch, lost lease) and stand by."""
+        LOG.warning('standing down: %s', reason)
+        self._forget(reason)
+        if self.leader is not None:
+            self.leader.step_down(reason)
+
+    def _forget(self, reason):
+        if reason:
+            LOG.warning('no longer acting (epoch %s): %s',
+                        getattr(self.epoch, 'epoch', None), reason)
+        self.epoch = None
+        self.term_started = None
+        self._fencing = {}     # futures of the old term finish on their own
+        self._listed = set()
+        self._last_nova_poll = 0.0
+
+    def _assert_leader(self, epoch=None):
+        """Raise NotLeader unless we still lead with ``epoch``."""
+        if self.leader is None:
+            return
+        epoch = self.epoch if epoch is None else epoch
+        if not self.leader.is_leader or self.leader.epoch != epoch \
+                or epoch is None:
+            raise NotLeader('not the leader with epoch %s any more'
+                            % getattr(epoch, 'epoch', epoch))
+
+    def reconcile(self):
+        now = self.clock()
+        self.refresh_hosts()
+        self._conditions = {}
+        for host in sorted(set(self.services) | set(self.receiver.hosts())):
+            self.observe(host, now)
+        self._guard_reason = self.mass_failure()
+        for rec in self.journal.list_recoveries(states=['open']):
+            self.advance(rec)
+
+    # -- guards --------------------------------------------------------------
+    def mass_failure(self):
+        """Why fencing must be held back now, or None.
+
+        More than [guard] max_failed_fraction of all hosts, or of one rack
+        or AZ (with at least domain_min_hosts hosts), look failed at once,
+        or more than max_failures_in_window distinct hosts failed within
+        failure_window: this evacuator is more likely cut off than that
+        much of the cloud dead.
+        """
+        g = self.conf.guard
+        conds = self._conditions
+        hosts = sorted(self.services) or sorted(conds)
+        if not hosts:
+            return None
+        done = {s.host for s in self.journal.list_host_states(
+            states=['RECOVERED'])}
+        failed = {h for h in hosts
+                  if conds.get(h) == HOST_DOWN and h not in done}
+        if not failed:
+            return None
+        if len(failed) > g.max_failed_fraction * len(hosts):
+            return ('%d of %d compute hosts (%.0f%%) look failed at once '
+                    '(guard: more than %.0f%%)' % (
+                        len(failed), len(hosts),
+                        100.0 * len(failed) / len(hosts),
+                        100.0 * g.max_failed_fraction))
+        for level in ('rack', 'availability_zone'):
+            members = {}
+            for h in hosts:
+                dom = self.location(h).get(level)
+                if dom is not None:
+                    members.setdefault(dom, []).append(h)
+            for dom, hs in sorted(members.items()):
+                if len(hs) < g.domain_min_hosts:
+                    continue
+                down = [h for h in hs if h in failed]
+                if len(down) > g.max_failed_fraction_per_domain * len(hs):
+                    return ('%d of %d hosts of %s %s look failed at once '
+                            '(guard: more than %.0f%%)' % (
+                                len(down), len(hs), level, dom,
+                                100.0 * g.max_failed_fraction_per_domain))
+        since = utcnow() - datetime.timedelta(seconds=g.failure_window)
+        recent = {r.host for r in self.journal.list_recoveries(since=since)
+                  if r.reason == HOST_DOWN} | failed
+        if len(recent) > g.max_failures_in_window:
+            return ('%d hosts failed within %.0f s (guard: more than %d)'
+                    % (len(recent), g.failure_window,
+                       g.max_failures_in_window))
+        return None
+
+    def self_check(self):
+        """Why this evacuator must not fence now, or None."""
+        if not self.conf.guard.self_check:
+            return None
+        if self.leader is not None and not self.leader.coordinator_ok:
+            return 'coordinator unreachable'
+        if not self.receiver.healthy():
+            return 'heartbeat receiver not running'
+        status = self.receiver.plane_status()
+        if status and not any(alive for _, alive in status.values()):
+            return ('no heartbeat plane receives from any host: this '
+                    'evacuator is likely cut off')
+        try:
+            self.refresh_hosts(force=True)
+        except Exception as exc:
+            return 'Nova API unreachable: %s' % exc
+        return None
+
+    def _held_back(self, rec):
+        """True (with alarm, state GUARDED) if fencing must wait."""
+        host = rec.host
+        reason = self.self_check()
+        if reason:
+            self.alarm('SELF_CHECK', 'CRITICAL',
+                       'not fencing %s: self-check failed: %s'
+                       % (host, reason), host=None, recovery_id=rec.id,
+                       key='SELF_CHECK')
+            return True
+        self.journal.clear_alarms(key='SELF_CHECK', by=self.opts.name,
+                                  epoch=self.epoch)
+        state = self.journal.get_host_state(host)
+        if state is not None and state.guard_lifted_at is not None:
+            # Lifted by an operator (until this recovery closes).
+            return False
+        if state is not None and state.state == 'GUARDED':
+            # Once held back, held until an operator lifts the guard or the
+            # host answers again (the recovery then closes as flapping),
+            # even if fewer hosts look failed now.
+            return True
+        reason = self._guard_reason
+        if not reason:
+            return False
+        self.journal.set_host_state(host, 'GUARDED', detail=reason,
+                                    recovery_id=rec.id, epoch=self.epoch)
+        self.alarm('MASS_FAILURE_GUARD', 'CRITICAL',
+                   'not fencing %s: %s; this evacuator is more likely cut '
+                   'off than those hosts dead. After checking, an operator '
+                   'can run: nova-ha host lift-guard %s --operator NAME'
+                   % (host, reason, host), host=host, recovery_id=rec.id)
+        return True
+
+    def observe(self, host, now):
+        """Turn what the heartbeats say into host state, alarms, recovery."""
+        condition = self.classify(host, now)
+        self._conditions[host] = condition
+        current = self.journal.get_host_state(host)
+        current = current.state if current else None
+        if current in RECOVERY_HOST_STATES or current in ('RECOVERED',
+                                                          'MAINTENANCE'):
+            # A recovery owns the host, it awaits `host enable`, or a
+            # maintenance drain owns it (and may have powered it off).
+            return
+        if condition == HOST_DOWN:
+            rec, created = self.journal.open_recovery(
+                host, reason=HOST_DOWN, detected_at=utcnow(),
+                detail='every heartbeat plane silent for more than %.2f s'
+                % self.window_for(host), epoch=self.epoch)
+            self.journal.set_host_state(host, 'HOST_DOWN',
+                                        recovery_id=rec.id, epoch=self.epoch)
+            if created:
+                # open_recovery recorded the 'detected' step itself.
+                last = self.failure_time(host, now)
+                self.notify_step(rec.id, 'detected', host=host,
+                                 detail='last heartbeat %s' % last.isoformat(),
+                                 duration=max(0.0, (
+                                     utcnow() - last).total_seconds()))
+            # Raised even when a previous leader opened the recovery and
+            # died before its alarm (raise_alarm is idempotent per key).
+            self.alarm('HOST_DOWN', 'CRITICAL',
+                       'compute host %s is down (all heartbeat planes '
+                       'silent); recovering' % host, host=host,
+                       recovery_id=rec.id)
+        elif condition == PARTITION:
+            silent = self.receiver.silent_planes(
+                host, now=now, window=self.window_for(host))
+            self.journal.set_host_state(host, 'PARTITION',
+                                        detail='silent: %s' % ','.join(silent),
+                                        epoch=self.epoch)
+            self.alarm('PARTITION', 'MAJOR',
+                       'compute host %s unreachable on plane(s) %s but alive '
+                       'on others; not evacuating' % (host, ', '.join(silent)),
+                       host=host)
+        elif condition == SERVICE_DOWN:
+            self.journal.set_host_state(host, 'SERVICE_DOWN',
+                                        epoch=self.epoch)
+            self.alarm('SERVICE_DOWN', 'MAJOR',
+                       'nova-compute on %s is not running; the host is alive '
+                       '(the agent restarts it); not evacuating' % host,
+                       host=host)
+        elif condition == OK:
+            if current not in (None, 'OK', 'MAINTENANCE', 'DISABLED'):
+                self.journal.set_host_state(host, 'OK', epoch=self.epoch)
+                self.journal.clear_alarms(host=host, type='PARTITION',
+                                          by=self.opts.name, epoch=self.epoch)
+                self.journal.clear_alarms(host=host, type='SERVICE_DOWN',
+                                          by=self.opts.name, epoch=self.epoch)
+                if current == 'SERVICE_DOWN':
+                    self.alarm('PROCESS_RESTARTED', 'INFO',
+                               'nova-compute on %s runs again (restarted by '
+                               'the agent\'s watchdog)' % host, host=host)
+            elif current is None:
+                self.journal.set_host_state(host, 'OK', epoch=self.epoch)
+
+    # -- recovery ------------------------------------------------------------
+    def advance(self, rec):
+        host = rec.host
+        if rec.fenced_at is None and not self._fence_step(rec):
+            return
+        if rec.forced_down_at is None:
+            reason = 'nova-ha: host failed, fenced and evacuated (%s)' % (
+                utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'))
+            t0 = time.monotonic()
+            self._assert_leader()
+            self.ops.fence_service(host, reason)
+            self.step(rec.id, 'forced_down', duration=time.monotonic() - t0,
+                      detail=reason)
+            self.journal.set_host_state(host, 'FORCED_DOWN',
+                                        recovery_id=rec.id, epoch=self.epoch)
+        if rec.id not in self._listed:
+            items = self.ops.instances_on(host)
+            self.journal.add_recovery_items(rec.id, items, epoch=self.epoch)
+            self._listed.add(rec.id)
+            if self.journal.record_step(rec.id, 'listed', epoch=self.epoch,
+                                        detail='%d instance(s)' % len(items)):
+                self.notify_step(rec.id, 'listed', host=host,
+                                 detail='%d instance(s)' % len(items))
+                skipped = [i['name'] for i in items
+                           if i['state'] == 'skipped']
+                if skipped:
+                    self.alarm('EVACUATION_FAILED', 'INFO',
+                               'not recovering %s on %s (ha:recovery=none)'
+                               % (', '.join(skipped), host), host=host,
+                               recovery_id=rec.id)
+            self.journal.set_host_state(host, 'EVACUATING',
+                                        recovery_id=rec.id, epoch=self.epoch)
+        self._follow(rec)
+        self._start_evacuations(rec)
+        remaining = self.journal.list_recovery_items(
+            rec.id, states=['pending', 'evacuating'])
+        if not remaining:
+            bad = self.journal.list_recovery_items(
+                rec.id, states=['error', 'no_valid_host'])
+            state = 'incomplete' if bad else 'done'
+            if self.journal.close_recovery(rec.id, state, epoch=self.epoch,
+                                           detail='%d instance(s) not '
+                                           'recovered' % len(bad)
+                                           if bad else None):
+                self.journal.reset_guard(host, epoch=self.epoch)
+                self.journal.clear_alarms(host=host,
+                                          type='MASS_FAILURE_GUARD',
+                                          by=self.opts.name, epoch=self.epoch)
+                self.step(rec.id, 'finished', detail=state,
+                          duration=(utcnow() - rec.detected_at)
+                          .total_seconds())
+                self.journal.set_host_state(host, 'RECOVERED',
+                                            recovery_id=rec.id,
+                                            epoch=self.epoch)
+                LOG.info('recovery %s of %s %s', rec.id, host, state)
+
+    def _fence_step(self, rec):
+        """True once the host is fenced (or confirmed by an operator)."""
+        host = rec.host
+        confirmed = [a for a in self.journal.list_fencing_attempts(host=host)
+                     if a.outcome == 'CONFIRMED_BY_OPERATOR'
+                     and a.started_at >= rec.detected_at]
+        if confirmed:
+            self.step(rec.id, 'fenced', detail='confirmed by operator %s'
+                      % confirmed[0].operator)
+            self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
+                                        epoch=self.epoch)
+            return True
+        last = self.journal.last_fencing_attempt(host)
+        future = self._fencing.get(host)
+        if (future is None and last is not None
+                and last.outcome == 'FENCED'
+                and last.started_at >= rec.detected_at):
+            # Fenced by a previous leader (or term) that died before it
+            # recorded the step: carry on, no second power-off.
+            self.step(rec.id, 'fenced', duration=last.duration,
+                      detail='%s: %s' % (last.driver, last.reason))
+            self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
+                                        epoch=self.epoch)
+            return True
+        if future is not None:
+            if not future.done():
+                return False
+            del self._fencing[host]
+            result = future.result()
+            if result.fenced:
+                self.step(rec.id, 'fenced', duration=result.elapsed,
+                          detail='%s: %s' % (result.driver, result.reason))
+                self.journal.set_host_state(host, 'FENCED',
+                                            recovery_id=rec.id,
+                                            epoch=self.epoch)
+                self.journal.clear_alarms(host=host, type='FENCE_FAILED',
+                                          by=self.opts.name, epoch=self.epoch)
+                return True
+            self.journal.set_host_state(host, 'FENCE_FAILED',
+                                        detail=result.reason,
+                                        recovery_id=rec.id, epoch=self.epoch)
+            self.alarm('FENCE_FAILED', 'CRITICAL',
+                       'cannot confirm %s is powered off (%s: %s); NOT '
+                       'evacuating. Retrying; an operator who has checked '
+                       'the host by hand can run: nova-ha fence confirm %s '
+                       '--operator NAME' % (host, result.outcome,
+                                            result.reason, host),
+                       host=host, recovery_id=rec.id)
+            return False
+        # Flapping: the host answers again before anything was fenced.
+        if last is None or last.started_at < rec.detected_at:
+            if self.classify(host) == OK:
+                self.journal.close_recovery(
+                    rec.id, 'failed', epoch=self.epoch,
+                    detail='host came back before fencing; nothing done')
+                self.journal.set_host_state(host, 'OK', epoch=self.epoch)
+                self.alarm('FLAPPING', 'WARNING',
+                           'compute host %s looked down, then answered '
+                           'again before fencing; not recovering' % host,
+                           host=host, recovery_id=rec.id)
+                return False
+        if (last is not None and last.finished_at is not None
+                and last.started_at >= rec.detected_at
+                and (utcnow() - last.finished_at).total_seconds()
+                < self.opts.fence_retry_interval):
+            return False
+        if (last is None or last.finished_at is not None) \
+                and self._held_back(rec):
+            return False
+        self.journal.set_host_state(host, 'FENCING', recovery_id=rec.id,
+                                    epoch=self.epoch)
+        self._fencing[host] = self._pool.submit(self._fence, host, rec.id,
+                                                self.epoch)
+        return False
+
+    def _fence(self, host, recovery_id, epoch=None):
+        entry = self.fencer.inventory.lookup(host)
+        # At most one attempt in flight per host: one left by a leader that
+        # died mid-fence is returned here and carried on (power-off is
+        # idempotent); finish_fencing's first outcome wins.
+        attempt = self.journal.start_fencing(host, entry.driver,
+                                             recovery_id=recovery_id,
+                                             epoch=epoch)
+        self._assert_leader(epoch)
+        try:
+            result = self.fencer.fence(host)
+        except Exception as exc:       # a driver bug must not kill the loop
+            LOG.exception('fencing %s raised', host)
+            self.journal.finish_fencing(attempt.id, 'FAILED',
+                                        reason=str(exc), epoch=epoch)
+            raise
+        self.journal.finish_fencing(attempt.id, str(result.outcome),
+                                    reason=result.reason, epoch=epoch)
+        return result
+
+    def _start_evacuations(self, rec):
+        pending = self.journal.list_recovery_items(rec.id, states=['pending'])
+        if not pending:
+            return
+        in_flight = self.journal.count_items(states=('evacuating',))
+        busy_groups = {i.server_group for i in self.journal.list_recovery_items(
+            states=['evacuating']) if i.server_group}
+        started = []
+        for item in pending:
+            if in_flight >= self.opts.max_concurrent_evacuations:
+                break
+            if item.server_group and item.server_group in busy_groups:
+                continue
+            if not self.journal.transition_item(
+                    rec.id, item.instance_uuid, ('pending',), 'evacuating',
+                    epoch=self.epoch):
+                continue
+            in_flight += 1
+            if item.server_group:
+                busy_groups.add(item.server_group)
+            started.append(item)
+        # The API calls return at once (nova casts the rebuild): issue them
+        # side by side rather than one round trip after another.
+        if started:
+            self._assert_leader()
+        calls = [(item, self._api_pool.submit(self.ops.evacuate,
+                                              item.instance_uuid))
+                 for item in started]
+        for item, call in calls:
+            attempt = item.attempts + 1
+            try:
+                call.result()
+            except Exception as exc:
+                LOG.warning('evacuate %s (%s) refused: %s', item.name,
+                            item.instance_uuid, exc)
+                self._retry_or_fail(rec, item, attempt, str(exc))
+                continue
+            self.step(rec.id, 'evacuate:%s%s' % (
+                item.instance_uuid, '#%d' % attempt if attempt > 1 else ''),
+                detail=item.name)
+
+    def _retry_or_fail(self, rec, item, attempt, error):
+        if attempt < self.opts.max_evacuation_attempts:
+            self.journal.transition_item(rec.id, item.instance_uuid,
+                                         ('evacuating',), 'pending',
+                                         last_error=error, epoch=self.epoch)
+            return
+        self.journal.transition_item(rec.id, item.instance_uuid,
+                                     ('evacuating',), 'error',
+                                     last_error=error, epoch=self.epoch)
+        self.alarm('EVACUATION_FAILED', 'CRITICAL',
+                   'instance %s (%s) from %s not recovered after %d '
+                   'attempt(s): %s' % (item.name, item.instance_uuid,
+                                       rec.host, attempt, error),
+                   host=rec.host, instance_uuid=item.instance_uuid,
+                   recovery_id=rec.id)
+
+    def _follow(self, rec):
+        items = self.journal.list_recovery_items(rec.id,
+                                                 states=['evacuating'])
+        if not items:
+            return
+        now = self.clock()
+        if now - self._last_nova_poll < self.opts.nova_poll_interval:
+            return
+        self._last_nova_poll = now
+        # One cheap call per pass (the migration records of the host); a
+        # server is fetched only when its evacuation has ended or looks
+        # stuck. Polling nova harder slows the evacuations themselves.
+        since = rec.detected_at - datetime.timedelta(seconds=2)
+        migrations = self.ops.evacuations_from(rec.host, since)
+        for item in items:
+            mig = migrations.get(item.instance_uuid)
+            age = ((utcnow() - item.started_at).total_seconds()
+                   if item.started_at else 0.0)
+            if (mig is not None and age <= self.opts.evacuation_timeout
+                    and mig.status not in nova_ops.MIGRATION_DONE
+                    and mig.status not in nova_ops.MIGRATION_FAILED):
+                continue
+            self._follow_one(rec, item, mig,
+                             self.ops.server(item.instance_uuid))
+
+    def _follow_one(self, rec, item, mig, server):
+        started = item.started_at
+        if server is None:
+            self.journal.transition_item(
+                rec.id, item.instance_uuid, ('evacuating',), 'skipped',
+                last_error='instance deleted during recovery',
+                epoch=self.epoch)
+            return
+        host_now = getattr(server, 'OS-EXT-SRV-ATTR:host', None)
+        age = (utcnow() - started).total_seconds() if started else 0.0
+        if mig is None:
+            # The evacuate call may never have reached nova (crash between
+            # the journal write and the API call): re-issue it.
+            wait = REISSUE_AFTER
+            if (self.term_started is not None and started is not None
+                    and started < self.term_started):
+                wait = min(wait, INHERITED_REISSUE_AFTER + (
+                    self.term_started - started).total_seconds())
+            if host_now == rec.host and age > wait and not getattr(
+                    server, 'OS-EXT-STS:task_state', None):
+                self.journal.transition_item(
+                    rec.id, item.instance_uuid, ('evacuating',), 'pending',
+                    last_error='no evacuation record; retrying',
+                    epoch=self.epoch)
+            return
+        if mig.status in nova_ops.MIGRATION_DONE:
+            if host_now and host_now != rec.host and server.status != 'ERROR':
+                if self.journal.transition_item(
+                        rec.id, item.instance_uuid, ('evacuating',), 'done',
+                        migration_id=int(mig.id), dest_host=host_now,
+                        epoch=self.epoch):
+                    self.step(rec.id, 'active:%s' % item.instance_uuid,
+                              detail='%s on %s (%s)' % (
+                                  item.name, host_now, server.status),
+                              duration=age)
+            return
+        if mig.status in nova_ops.MIGRATION_FAILED or \
+                server.status == 'ERROR':
+            fault = nova_ops.server_fault(server)
+            if 'No valid host' in fault:
+                self.journal.transition_item(
+                    rec.id, item.instance_uuid, ('evacuating',),
+                    'no_valid_host', last_error=fault,
+                    migration_id=int(mig.id), epoch=self.epoch)
+                self.alarm('NO_VALID_HOST', 'CRITICAL',
+                           'instance %s (%s) from %s has no valid host: the '
+                           'scheduler\'s placement rules (server group, '
+                           'anti-affinity level, SAL) admit no healthy host. '
+                           '%s' % (item.name, item.instance_uuid, rec.host,
+                                   fault),
+                           host=rec.host, instance_uuid=item.instance_uuid,
+                           recovery_id=rec.id)
+                return
+            self._retry_or_fail(rec, item, item.attempts,
+                                fault or 'migration %s' % mig.status)
+            return
+        if age > self.opts.evacuation_timeout:
+            self._retry_or_fail(rec, item, item.attempts,
+                                'evacuation still %s after %.0f s'
+                                % (mig.status, age))
+
+    # -- operator actions ------------------------------------------------------
+    def enable_host(self, host):
+        return enable_host(self.ops, self.journal, host, epoch=self.epoch)
+
+
+def enable_host(ops, journal, host, epoch=None):
+    """Return a recovered host to service (``nova-ha host enable``)."""
+    open_rec = journal.get_open_recovery(host)
+    if open_rec is not None:
+        raise HostBusy('host %s has recovery %s in progress; wait for it to '
+                       'finish' % (host, open_rec.id))
+    ops.enable_service(host)
+    journal.set_host_state(host, 'OK', detail='enabled by operator',
+                           epoch=epoch)
+    journal.reset_guard(host, epoch=epoch)
+    journal.clear_alarms(host=host, by='operator', epoch=epoch)
+
+
+class ConfigError(Exception):
+    pass
+
+
+class NotLeader(Exception):
+    """This evacuator no longer leads: stop acting."""
+
+
+class HostBusy(Exception):
+    pass

@@ -1,0 +1,96 @@
+"""The mass-failure guard, against ``nova-ha-sim``: when more than half the
+hosts look failed at once the evacuator fences nothing and raises CRITICAL
+MASS_FAILURE_GUARD alarms; ``nova-ha host lift-guard`` lets named hosts
+through."""
+
+import os
+import socket
+import time
+import urllib.request
+
+from tests.functional import procs
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def alarms(ev, **kw):
+    j = procs.journal(ev.config_file)
+    try:
+        return j.list_alarms(**kw)
+    finally:
+        j.close()
+
+
+def test_more_than_half_the_hosts_down_holds_fencing(tmp_path):
+    sim = procs.Sim(tmp_path / 'sim', hosts=6, racks=3, sal=1)
+    port = free_port()
+    conf = tmp_path / 'ev.conf'
+    conf.write_text(open(sim.state['evacuator_configs'][0]).read() +
+                    '\n[metrics]\nport = %d\n' % port)
+    os.chmod(conf, 0o600)
+    ev = procs.Evacuator(str(conf))
+    try:
+        victims = ['compute01', 'compute02', 'compute03', 'compute04']
+        procs.boot(sim, 'vm', count=1, host='compute03')
+        for host in victims:
+            sim.inject(host, 'hang')        # the BMC still says on
+        procs.wait_for(lambda: len(alarms(
+            ev, types=['MASS_FAILURE_GUARD'])) == 4, 40,
+            what='four MASS_FAILURE_GUARD alarms')
+        found = alarms(ev, types=['MASS_FAILURE_GUARD'])
+        assert {a.severity for a in found} == {'CRITICAL'}
+        assert '4 of 6' in found[0].message
+        j = procs.journal(ev.config_file)
+        try:
+            assert not j.list_fencing_attempts()
+            assert {s.host for s in j.list_host_states(states=['GUARDED'])} \
+                == set(victims)
+        finally:
+            j.close()
+        for host in victims:
+            assert sim.host(host)['power'] == 'on'     # nothing fenced
+
+        res = ev.nova_ha('host', 'lift-guard', 'compute03', '--operator',
+                         'alice')
+        assert res.returncode == 0, res.stderr
+        assert 'alice' in res.stdout
+
+        def recovered():
+            j = procs.journal(ev.config_file)
+            try:
+                return [r for r in j.list_recoveries(host='compute03')
+                        if r.state == 'done']
+            finally:
+                j.close()
+        procs.wait_for(recovered, 60, interval=0.3,
+                       what='recovery of compute03')
+        assert sim.host('compute03')['power'] == 'off'
+        assert procs.placement(sim)['vm'] not in victims
+        # The others are still held back, unfenced (the guard holds until
+        # lifted, although only 3 of 6 hosts look failed now).
+        time.sleep(2.0)
+        for host in ('compute01', 'compute02', 'compute04'):
+            assert sim.host(host)['power'] == 'on'
+        res = ev.nova_ha('host', 'lift-guard', 'compute01')
+        assert res.returncode == 2 and '--operator' in res.stderr
+
+        # Prometheus metrics on the loopback port.
+        text = urllib.request.urlopen(
+            'http://127.0.0.1:%d/metrics' % port, timeout=10).read().decode()
+        assert 'nova_ha_is_leader 1.0' in text
+        assert 'nova_ha_alarms_total{severity="CRITICAL",' \
+            'type="MASS_FAILURE_GUARD"} 4.0' in text
+        assert 'nova_ha_fencing_total{outcome="FENCED"} 1.0' in text
+        assert 'nova_ha_fencing_seconds_count 1.0' in text
+        assert 'nova_ha_evacuation_seconds_count 1.0' in text
+        assert 'nova_ha_recoveries_total{state="done"} 1.0' in text
+        assert 'nova_ha_detection_seconds_count 4.0' in text
+        assert 'nova_ha_heartbeats_accepted_total' in text
+    finally:
+        out, err = ev.stop()
+        sim.stop()
+    assert 'Traceback' not in err, err
