@@ -1,0 +1,1 @@
+"""Maintenance: drain a compute host within each VNF's limits."""
