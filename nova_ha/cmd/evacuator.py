@@ -57,6 +57,16 @@ def build(conf):
     except ValueError as exc:
         raise StartupError(str(exc))
     group = conf.coordination
+    if (journal.engine.dialect.name == 'sqlite'
+            and not group.backend_url.startswith('file://')):
+        # Evacuators on several nodes share this journal; see
+        # journal.api.create_engine for why SQLite cannot serve them.
+        LOG.warning('[journal] connection is SQLite while [coordination] '
+                    'backend_url (%s) spans nodes: an evacuator paused '
+                    'inside a journal write keeps every other one from '
+                    'taking over until it runs again; use MariaDB or '
+                    'PostgreSQL for a group of evacuators',
+                    leader_mod.redact(group.backend_url))
     elector = leader_mod.LeaderElector(
         group.backend_url, '%s.%d' % (conf.evacuator.name, os.getpid()),
         journal, name=group.lock_name, lease=group.lease,

@@ -28,6 +28,15 @@ OPTS = [
     cfg.FloatOpt('sqlite_busy_timeout', default=30.0, min=0.1,
                  help='SQLite only: seconds a writer waits for another '
                       'process (evacuator, CLI) to release the database.'),
+    cfg.FloatOpt('transaction_timeout', default=2.0, min=0,
+                 help='MariaDB/MySQL and PostgreSQL only: seconds after '
+                      'which the database server aborts a transaction left '
+                      'idle (its session is cut) and a lock wait gives up. '
+                      'It bounds how long a paused or hung evacuator can '
+                      'hold the locks a standby needs to take over; keep it '
+                      'well above the longest pause between two statements '
+                      'of a healthy evacuator. 0 leaves the server '
+                      'defaults.'),
     cfg.IntOpt('max_retries', default=8, min=0,
                help='Times a transaction is retried after a deadlock or '
                     'lock timeout.'),

@@ -166,6 +166,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import math
 import os
 import random
 import time
@@ -355,13 +356,23 @@ T_DITEM = models.DrainItem.__table__
 # --- engine ------------------------------------------------------------------
 
 
-def create_engine(url, busy_timeout=30.0, **kwargs):
+def create_engine(url, busy_timeout=30.0, transaction_timeout=None,
+                  **kwargs):
     """A SQLAlchemy engine set up for the journal.
 
     SQLite: WAL, ``busy_timeout``, foreign keys on, and write transactions
     started with BEGIN IMMEDIATE (so two processes never deadlock on a
     read->write lock upgrade). The file's directory is created if missing.
-    MariaDB/MySQL and PostgreSQL: READ COMMITTED, pre-ping.
+    MariaDB/MySQL and PostgreSQL: READ COMMITTED, pre-ping, and with
+    ``transaction_timeout`` (seconds) the server aborts a transaction left
+    idle that long and a lock wait gives up after it. Why: a paused or hung
+    evacuator (SIGSTOP, a VM freeze) in the middle of a transaction would
+    otherwise hold its row locks -- among them the shared lock on the
+    leadership row that every epoch-guarded write takes -- for as long as
+    it is stuck, and the standby could never claim leadership. SQLite has
+    no such timeout: a process stopped inside a write transaction blocks
+    every other writer, which is why a multi-node evacuator group needs a
+    server database.
     """
     url = sa.engine.make_url(url)
     backend = url.get_backend_name()
@@ -401,7 +412,35 @@ def create_engine(url, busy_timeout=30.0, **kwargs):
     kwargs.setdefault('pool_pre_ping', True)
     kwargs.setdefault('pool_recycle', 3600)
     kwargs.setdefault('isolation_level', 'READ COMMITTED')
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    if transaction_timeout:
+        statements = _timeout_statements(backend, transaction_timeout)
+
+        @event.listens_for(engine, 'connect')
+        def _server_timeouts(dbapi_conn, record):
+            cur = dbapi_conn.cursor()
+            for stmt in statements:
+                cur.execute(stmt)
+            cur.close()
+            # psycopg2 opened a transaction for the SETs: end it, or the
+            # pool's reset would roll the settings back.
+            dbapi_conn.commit()
+    return engine
+
+
+def _timeout_statements(backend, seconds):
+    """Session settings that bound idle transactions and lock waits."""
+    if backend == 'postgresql':
+        ms = max(1, int(seconds * 1000))
+        return ["SET SESSION idle_in_transaction_session_timeout = %d" % ms,
+                "SET SESSION lock_timeout = %d" % ms]
+    if backend in ('mysql', 'mariadb'):
+        whole = max(1, int(math.ceil(seconds)))
+        # idle_transaction_timeout is MariaDB >= 10.3 (MySQL has none: lock
+        # waits are still bounded).
+        return ["SET SESSION innodb_lock_wait_timeout = %d" % whole,
+                "SET SESSION idle_transaction_timeout = %d" % whole]
+    return []
 
 
 def _is_retryable(exc):
@@ -413,8 +452,8 @@ def _is_retryable(exc):
         seen.add(id(exc))
         orig = getattr(exc, 'orig', None) or exc
         code = getattr(orig, 'pgcode', None)
-        if code in ('40001', '40P01'):       # serialization, deadlock
-            return True
+        if code in ('40001', '40P01', '55P03'):  # serialization, deadlock,
+            return True                          # lock timeout
         args = getattr(orig, 'args', ())
         if args and args[0] in (1213, 1205):  # MariaDB deadlock, lock wait
             return True
@@ -461,10 +500,12 @@ class Journal:
     """The journal. Thread-safe; one instance per process is enough."""
 
     def __init__(self, url, busy_timeout=30.0, max_retries=8,
-                 retention_days=None, engine=None, **engine_kwargs):
+                 retention_days=None, engine=None, transaction_timeout=None,
+                 **engine_kwargs):
         self.url = sa.engine.make_url(url) if url is not None else None
-        self.engine = engine or create_engine(url, busy_timeout,
-                                              **engine_kwargs)
+        self.engine = engine or create_engine(
+            url, busy_timeout, transaction_timeout=transaction_timeout,
+            **engine_kwargs)
         self.max_retries = max_retries
         self.retention_days = retention_days
 
@@ -480,7 +521,8 @@ class Journal:
         url = journal_conf.validate_connection(group.connection)
         j = cls(url, busy_timeout=group.sqlite_busy_timeout,
                 max_retries=group.max_retries,
-                retention_days=group.retention_days)
+                retention_days=group.retention_days,
+                transaction_timeout=group.transaction_timeout)
         if group.auto_upgrade:
             from nova_ha.journal import migrations
             migrations.upgrade(j.engine)
