@@ -19,14 +19,17 @@ $(STAMP): requirements.txt test-requirements.txt constraints.txt setup.cfg
 
 venv: $(STAMP)
 
-# Debian tools the tests drive (ipmitool is a second, independent IPMI
-# client for the virtual BMCs). Installed only when missing and when we can.
+# Debian tools the tests drive: ipmitool (the IPMI fencing driver runs it
+# against the virtual BMCs) and shellcheck (lints the devstack plugin).
+# Installed only when missing and when we can.
+SYSTEM_TOOLS = ipmitool shellcheck
 system-deps:
-	@command -v ipmitool >/dev/null 2>&1 || { \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipmitool shellcheck >/dev/null) \
-	      || echo "warning: could not install ipmitool/shellcheck; tests that need them will skip"; \
-	  else echo "warning: ipmitool missing and not root; tests that need it will skip"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install$$missing; tests that need them will skip"; \
+	  else echo "warning:$$missing missing and not root; tests that need them will skip"; fi; fi
 
 demo: $(STAMP) system-deps
 	$(BIN)/nova-ha-sim demo
