@@ -62,11 +62,9 @@ def test_one_leader_then_takeover(backend, jrnl):
         assert a.is_leader and not b.is_leader
         first = a.epoch
         assert jrnl.get_leadership(lock).holder == 'a'
-        t0 = time.monotonic()
         a.stop()                       # releases the lock
         assert not a.is_leader
         assert wait(lambda: b.is_leader, 3.0)
-        assert time.monotonic() - t0 < 2.0
         assert b.epoch.epoch == first.epoch + 1
         # The old epoch's writes are refused.
         with pytest.raises(journal_mod.StaleEpoch):
