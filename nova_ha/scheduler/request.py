@@ -275,6 +275,18 @@ def configure_topology():
     return HOST_TOPOLOGY
 
 
+def reject_all(filter_name, exc, spec_obj):
+    """Log why a filter refuses every host for this request; returns [].
+
+    Used when the request or the configuration is unusable (bad hint or
+    extra spec, bad [topology] levels, a failed lookup): failing closed
+    keeps a VNF's placement rules from being silently ignored.
+    """
+    LOG.error('%s: %s; rejecting every host for instance %s', filter_name,
+              exc, spec_obj.instance_uuid)
+    return []
+
+
 def option(name, default):
     """``[ha_scheduler] <name>``; a bad value logs an ERROR, gives default."""
     try:

@@ -47,19 +47,12 @@ class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
         if scheduler_utils.request_is_rebuild(spec_obj):
             return hosts
         name = self.__class__.__name__
-        try:
-            topo = request.configure_topology()
-        except topology.TopologyError as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, spec_obj.instance_uuid)
-            return []
         info = request.for_spec(spec_obj)
         try:
+            topo = request.configure_topology()
             rule = info.anti_affinity(spec_obj, topo.known_levels)
-        except request.BadInput as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, spec_obj.instance_uuid)
-            return []
+        except (topology.TopologyError, request.BadInput) as exc:
+            return request.reject_all(name, exc, spec_obj)
         if rule is None or not rule.hard:
             return hosts
         if info.group is None:
@@ -70,9 +63,7 @@ class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
         try:
             counts = info.domain_counts(rule.level, topo)
         except lookup.LookupFailed as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, spec_obj.instance_uuid)
-            return []
+            return request.reject_all(name, exc, spec_obj)
         limit = rule.max_per_domain
         full = {d for d, n in counts.items() if n >= limit}
         level = rule.level

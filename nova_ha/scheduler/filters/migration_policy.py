@@ -47,9 +47,7 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
         try:
             rules = info.migration_rules(spec_obj)
         except request.BadInput as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, uuid)
-            return []
+            return request.reject_all(name, exc, spec_obj)
         if rules.empty:
             return hosts
         try:
@@ -58,9 +56,7 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
                       if rules.max_moves is not None and
                       operation in lookup.VOLUNTARY_MOVES else {})
         except lookup.LookupFailed as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, uuid)
-            return []
+            return request.reject_all(name, exc, spec_obj)
         if operation == lookup.LIVE_MIGRATION and rules.forbidden_by:
             LOG.warning('%s: live migration of instance %s refused: %s '
                         '(cold migration is still possible)', name, uuid,
@@ -82,17 +78,11 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
         try:
             topo = request.configure_topology()
         except topology.TopologyError as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, uuid)
-            return []
+            return request.reject_all(name, exc, spec_obj)
         limit = rules.max_interruption_ms
-        entries = topo.entries
         passed = []
         for hs in hosts:
-            entry = entries.get(hs.host)
-            hinfo = entry[1] if entry is not None and \
-                entry[0] == hs.aggregates else topo.rebuild(hs)
-            downtime = hinfo.downtime_ms
+            downtime = topo.info(hs).downtime_ms
             if downtime is not None and downtime <= limit:
                 passed.append(hs)
         if len(passed) < len(hosts):

@@ -34,37 +34,20 @@ class SALFilter(filters.BaseHostFilter):
         name = self.__class__.__name__
         try:
             topo = request.configure_topology()
-        except topology.TopologyError as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, spec_obj.instance_uuid)
-            return []
-        try:
             sal = request.for_spec(spec_obj).sal(spec_obj)
-        except request.BadInput as exc:
-            LOG.error('%s: %s; rejecting every host for instance %s',
-                      name, exc, spec_obj.instance_uuid)
-            return []
-        entries = topo.entries
+        except (topology.TopologyError, request.BadInput) as exc:
+            return request.reject_all(name, exc, spec_obj)
         if sal is None:
             if not request.option('sal_hosts_exclusive', False):
                 return hosts
-            passed = []
-            for hs in hosts:
-                entry = entries.get(hs.host)
-                info = entry[1] if entry is not None and \
-                    entry[0] == hs.aggregates else topo.rebuild(hs)
-                if info.sal is None:
-                    passed.append(hs)
+            passed = [hs for hs in hosts if topo.info(hs).sal is None]
             LOG.debug('%s: flavor without ha:sal, sal_hosts_exclusive: %d '
                       'of %d hosts are not SAL-certified', name, len(passed),
                       len(hosts))
             return passed
         passed = []
         for hs in hosts:
-            entry = entries.get(hs.host)
-            info = entry[1] if entry is not None and \
-                entry[0] == hs.aggregates else topo.rebuild(hs)
-            host_sal = info.sal
+            host_sal = topo.info(hs).sal
             if host_sal is not None and host_sal <= sal:
                 passed.append(hs)
         LOG.debug('%s: flavor ha:sal=%d: %d of %d hosts certified', name, sal,
