@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     'nova_ha.fencing.cli',
     'nova_ha.journal.cli',
     'nova_ha.maintenance.cli',
+    'nova_ha.report.cli',
 )
 
 
