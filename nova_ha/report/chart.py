@@ -129,7 +129,7 @@ def write_chart(report, path, width=10.0):
     rows = rows_of(report)
     panels = panels_of(report)
     end_of_chart = min(report.until, report.generated_at)
-    height = 2.0 + 0.35 * max(len(rows), 1)
+    height = 2.3 + 0.35 * max(len(rows), 1)
     with matplotlib.rc_context({'svg.hashsalt': 'nova-ha-report',
                                 'svg.fonttype': 'none',
                                 'font.size': 9}):
@@ -164,8 +164,10 @@ def write_chart(report, path, width=10.0):
                                          label=UNRECOVERED[0]))
             fig.legend(handles=handles, loc='lower center',
                        ncol=len(handles), frameon=False)
-            fig.supxlabel('time (UTC)', y=0.09, fontsize=9)
-            fig.tight_layout(rect=(0, 0.1, 1, 1))
+            # bottom: 0.3 in for the legend, 0.25 in for the axis label
+            fig.supxlabel('time (UTC)', y=0.3 / height, va='bottom',
+                          fontsize=9)
+            fig.tight_layout(rect=(0, 0.6 / height, 1, 1))
             metadata = ({'Date': None, 'Creator': 'nova-ha report'}
                         if fmt == 'svg' else {'Software': 'nova-ha report'})
             fig.savefig(path, format=fmt, metadata=metadata, dpi=100)

@@ -70,6 +70,40 @@ def wait_recovery(journal, host, timeout=60):
                        % (host, timeout))
 
 
+def _noise(line):
+    """oslo.service's eventlet deprecation banner, not nova-ha output."""
+    return ('Eventlet' in line or 'eventlet' in line or not line.strip()
+            or line.startswith(('we strongly', 'If you are', 'framework.',
+                                'https://')))
+
+
+def report_demo(conf_file, state_dir, say):
+    """``nova-ha report`` on the demo's journal: its table, and its
+    timeline chart written to the state dir's report/ (kept after the
+    demo)."""
+    import subprocess
+    import sys
+
+    chart = os.path.join(state_dir, REPORT_DIR, 'recoveries.svg')
+    os.makedirs(os.path.dirname(chart), exist_ok=True)
+    say('HA report: nova-ha report --chart %s' % chart)
+    print()
+    proc = subprocess.run(
+        [sys.executable, '-m', 'nova_ha.cmd.cli', '--config-file',
+         conf_file, 'report', '--chart', chart],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120)
+    for line in proc.stdout.splitlines():
+        if not _noise(line) and not line.startswith('chart: '):
+            print('  ' + line)
+    print()
+    if proc.returncode != 0:
+        raise RuntimeError('nova-ha report failed (exit %d)'
+                           % proc.returncode)
+    say('recovery timeline chart (kept after the demo): %s' % chart)
+    return chart
+
+
 def drain_demo(nova, state, conf_file, flavor, say):
     """Maintenance: drain the host of another VNF member, live."""
     import subprocess
@@ -92,11 +126,8 @@ def drain_demo(nova, state, conf_file, flavor, say):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=300)
     for line in proc.stdout.splitlines():
-        if 'Eventlet' in line or 'eventlet' in line or not line.strip() \
-                or line.startswith(('we strongly', 'If you are',
-                                    'framework.', 'https://')):
-            continue
-        print('  ' + line)
+        if not _noise(line):
+            print('  ' + line)
     print()
     say('after the drain (the member stayed in its rack):')
     print()
@@ -109,6 +140,27 @@ def drain_demo(nova, state, conf_file, flavor, say):
     say('maintenance of %s completed: nova-compute enabled again' % host)
 
 
+REPORT_DIR = 'report'
+
+
+def _cleanup(state_dir):
+    """Remove the demo's state, keeping report/ (the chart)."""
+    import shutil
+    for name in os.listdir(state_dir):
+        if name == REPORT_DIR:
+            continue
+        path = os.path.join(state_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    if not os.listdir(state_dir):
+        os.rmdir(state_dir)
+
+
 def run(hosts=8, racks=4):
     import datetime
     import subprocess
@@ -117,7 +169,8 @@ def run(hosts=8, racks=4):
     from nova_ha import journal as journal_mod
 
     say = Clock()
-    with tempfile.TemporaryDirectory(prefix='nova-ha-demo-') as state_dir:
+    state_dir = tempfile.mkdtemp(prefix='nova-ha-demo-')
+    try:
         say('starting the simulated cloud: %d SAL1-certified hosts in %d '
             'racks, one virtual BMC and one heartbeat agent each'
             % (hosts, racks))
@@ -197,6 +250,8 @@ def run(hosts=8, racks=4):
                     alarm.type, alarm.host, alarm.rack, alarm.message[:60]))
             journal.close()
             print()
+            report_demo(conf_file, state_dir, say)
+            print()
             drain_demo(nova, state, conf_file, flavor, say)
         finally:
             say('stopping the evacuator and the simulated cloud')
@@ -204,5 +259,7 @@ def run(hosts=8, racks=4):
                 evacuator.terminate()
                 evacuator.wait(30)
             cloud.stop()
+    finally:
+        _cleanup(state_dir)
     say('done')
     return 0

@@ -1,0 +1,80 @@
+"""``nova-ha-sim demo`` end to end, with ``nova-ha report`` after a real
+recovery: the report's table agrees with the recovery's timeline, and the
+timeline chart is a valid SVG naming the recovered instance."""
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+SVG = '{http://www.w3.org/2000/svg}'
+
+
+def _section(lines, title):
+    start = lines.index('  %s:' % title) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+@pytest.mark.timeout(600)
+def test_demo_recovers_and_reports(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, '-m', 'nova_ha.sim.cli', 'demo'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=540, env=env)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-4000:]
+    lines = out.splitlines()
+    assert re.search(r'recovery \d+ of compute\d+: done', out), out
+
+    # The demo's timeline, seconds after the power loss.
+    detected = float(re.search(r'([+-]\d+\.\d+) s  HOST_DOWN confirmed',
+                               out).group(1))
+    fenced = float(re.search(r'([+-]\d+\.\d+) s  fenced:', out).group(1))
+    m = re.search(r'([+-]\d+\.\d+) s  vnf-a-1 on (compute\d+) \(ACTIVE\)',
+                  out)
+    active, dest = float(m.group(1)), m.group(2)
+
+    # The report: one outage of vnf-a-1, group named via Nova.
+    head = [ln for ln in lines if 'nova-ha HA report:' in ln]
+    assert len(head) == 1, out
+    assert '1 recovery, 1 outage of 1 instance: 1 recovered, 0 not ' \
+        'recovered' in out
+    groups = _section(lines, 'server groups')
+    assert groups[0][:4] == ['GROUP', 'INSTANCES', 'OUTAGES', 'RECOVERED']
+    assert groups[1][:4] == ['vnf-a', '1', '1', '1']
+    assert groups[2][:4] == ['(all)', '1', '1', '1']
+    outages = _section(lines, 'outages')
+    header, row = outages[0], outages[1]
+    assert len(outages) == 2
+    cell = dict(zip(header, row))
+    assert (cell['GROUP'], cell['NAME'], cell['STATE'], cell['SAL'],
+            cell['DEST']) == ('vnf-a', 'vnf-a-1', 'done', '1', dest)
+    # TTR and FENCING agree with the timeline (both from the journal,
+    # rounded to the millisecond there).
+    assert float(cell['TTR']) == pytest.approx(active - detected, abs=0.003)
+    assert float(cell['FENCING']) == pytest.approx(fenced - detected,
+                                                   abs=0.003)
+    # no last-heartbeat time in the journal yet: downtime = TTR
+    assert cell['DOWNTIME'] == cell['TTR']
+
+    # The chart, kept after the demo in its state dir's report/.
+    m = re.search(r'recovery timeline chart \(kept after the demo\): (\S+)',
+                  out)
+    assert m, out
+    path = m.group(1)
+    assert path.startswith(str(tmp_path)) and path.endswith('.svg')
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG + 'svg'
+    texts = ' '.join(t.text or '' for t in root.iter(SVG + 'text'))
+    for name in ('vnf-a-1', 'vnf-a', 'fencing', 'evacuating'):
+        assert name in texts
+    # the rest of the demo's state is gone
+    assert os.listdir(os.path.dirname(os.path.dirname(path))) == ['report']
