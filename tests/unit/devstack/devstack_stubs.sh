@@ -13,7 +13,8 @@
 #   option by one line per value, in order.
 # - iniadd FILE SECTION OPTION V...: appends values to a repeated option.
 # - is_service_enabled / enable_service: ENABLED_SERVICES, a comma list;
-#   several names are OR'ed.
+#   several names are OR'ed; enable_service skips DISABLED_SERVICES (what
+#   local.conf's disable_service named before the plugin's settings ran).
 # - run_process NAME COMMAND GROUP USER ENV: devstack refuses commands that
 #   are not absolute paths or contain "sudo" (systemd units); here the
 #   command is recorded in $STUB_RUN_LOG and, when NAME matches the glob
@@ -139,6 +140,8 @@ function is_service_enabled {
 function enable_service {
     local service
     for service in "$@"; do
+        # what local.conf disabled (disable_service) stays disabled
+        [[ ",${DISABLED_SERVICES:-}," == *",$service,"* ]] && continue
         is_service_enabled "$service" || ENABLED_SERVICES="${ENABLED_SERVICES:+$ENABLED_SERVICES,}$service"
     done
 }

@@ -8,6 +8,7 @@ nova-ha's own options, keystoneauth1, the fencing inventory loader.
 """
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -514,6 +515,99 @@ def test_rack_split_is_contiguous(tmp_path):
     assert out == ['1', '1', '2', '2', '3', '3',
                    '1', '1', '1', '2', '2',
                    '1', '2']
+
+
+# -- plugin.sh: what each phase runs ----------------------------------------
+
+# Stand-ins for the devstack helpers only plugin.sh's phases reach (package
+# installs, keystone, sudo): they record their arguments.
+PHASE_STUBS = r'''
+function pip_install { echo "pip_install $*" >> "$CALL_LOG"; }
+function install_package { echo "install_package $*" >> "$CALL_LOG"; }
+function create_service_user { echo "create_service_user $*" >> "$CALL_LOG"; }
+function sudo { echo "sudo $*" >> "$CALL_LOG"; "$@"; }
+'''
+
+
+def run_phase(tmp_path, *args, **overrides):
+    overrides.setdefault('CALL_LOG', str(tmp_path / 'calls.log'))
+    overrides.setdefault('STACK_USER', pwd.getpwuid(os.getuid()).pw_name)
+    return run_plugin(tmp_path, PHASE_STUBS + 'source %s %s' % (
+        _sh_quote(os.path.join(DEVSTACK, 'plugin.sh')),
+        ' '.join(_sh_quote(a) for a in args)), **overrides)
+
+
+def _calls(tmp_path):
+    log = tmp_path / 'calls.log'
+    return log.read_text().splitlines() if log.exists() else []
+
+
+ALL_SERVICES = ('key,keystone,n-api,n-sch,n-cpu,nova-ha,nova-ha-evacuator,'
+                'nova-ha-agent,nova-ha-fencing')
+
+
+def test_phase_install(tmp_path):
+    run_phase(tmp_path, 'stack', 'install', ENABLED_SERVICES=ALL_SERVICES)
+    calls = _calls(tmp_path)
+    assert calls[0].startswith('pip_install ')
+    reqs = calls[0].split()[1:]
+    assert 'nova==34.0.0' not in reqs and any(
+        r.startswith('pyghmi') for r in reqs)
+    assert calls[1:] == ['pip_install --no-deps -e %s' % REPO,
+                         'install_package ipmitool']
+
+
+def test_phase_post_config_controller(tmp_path):
+    nova_conf = tmp_path / 'nova.conf'
+    nova_conf.write_text(DEVSTACK_NOVA_CONF)
+    state = tmp_path / 'var-nova-ha'
+    run_phase(tmp_path, 'stack', 'post-config', ENABLED_SERVICES=ALL_SERVICES,
+              NOVA_HA_STATE_DIR=str(state))
+    assert state.is_dir() and _mode(state) == 0o750
+    assert 'create_service_user nova-ha admin' in _calls(tmp_path)
+    fs = load_nova_scheduler_conf(nova_conf).filter_scheduler
+    assert fs.enabled_filters == NOVA_FILTERS.split(',') + HA_FILTERS
+    etc = tmp_path / 'etc'
+    for name in ('nova-ha.conf', 'heartbeat.key', 'fencing-inventory.yaml',
+                 'agent-dvs1.conf', 'agent-dvs3.conf'):
+        assert (etc / name).exists(), name
+
+
+def test_phase_post_config_compute_subnode(tmp_path):
+    """A compute-only subnode: no scheduler, evacuator or fencing."""
+    nova_conf = tmp_path / 'nova.conf'
+    nova_conf.write_text(DEVSTACK_NOVA_CONF)
+    # local.conf: disable_service nova-ha-evacuator nova-ha-fencing
+    run_phase(tmp_path, 'stack', 'post-config', ENABLED_SERVICES='n-cpu',
+              DISABLED_SERVICES='nova-ha-evacuator,nova-ha-fencing',
+              NUMBER_FAKE_NOVA_COMPUTE='1', HOSTNAME='sub')
+    assert nova_conf.read_text() == DEVSTACK_NOVA_CONF
+    assert not any(c.startswith('create_service_user')
+                   for c in _calls(tmp_path))
+    etc = tmp_path / 'etc'
+    assert sorted(p.name for p in etc.iterdir()) == [
+        'agent-sub1.conf', 'heartbeat.key', 'nova-ha.conf']
+
+
+def test_phases_do_nothing_without_the_nova_ha_service(tmp_path):
+    (tmp_path / 'nova.conf').write_text(DEVSTACK_NOVA_CONF)
+    for phase in (('stack', 'install'), ('stack', 'post-config'),
+                  ('stack', 'extra'), ('unstack',), ('clean',)):
+        # local.conf: disable_service nova-ha
+        run_phase(tmp_path, *phase, ENABLED_SERVICES='n-api,n-sch,n-cpu',
+                  DISABLED_SERVICES='nova-ha')
+    assert _calls(tmp_path) == []
+    assert (tmp_path / 'nova.conf').read_text() == DEVSTACK_NOVA_CONF
+    assert list((tmp_path / 'etc').iterdir()) == []
+
+
+def test_phase_clean_removes_config_and_state(tmp_path):
+    (tmp_path / 'nova.conf').write_text(DEVSTACK_NOVA_CONF)
+    run_phase(tmp_path, 'stack', 'post-config', ENABLED_SERVICES=ALL_SERVICES)
+    assert (tmp_path / 'etc' / 'nova-ha.conf').exists()
+    run_phase(tmp_path, 'clean', ENABLED_SERVICES=ALL_SERVICES)
+    assert not (tmp_path / 'etc').exists()
+    assert not (tmp_path / 'state').exists()
 
 
 # A stand-in for the openstack client: a cloud whose compute services and
