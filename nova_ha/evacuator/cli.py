@@ -19,11 +19,21 @@ from nova_ha.journal import api
 from nova_ha.journal import cli as journal_cli
 
 
+#: Columns of ``host list`` (nova-ha and ``openstack ha host list``).
+HOST_COLUMNS = (
+    journal_cli.C('HOST', 'host'), journal_cli.C('STATE', 'state'),
+    journal_cli.C('SINCE', 'state_since', kind='time'),
+    journal_cli.C('DETAIL', 'detail', lambda s: s.detail or ''))
+
+
+def list_hosts(j):
+    """Every compute host's state in the journal."""
+    return j.list_host_states()
+
+
 def _journal_command(sub, name, func, help):
     p = sub.add_parser(name, help=help, description=help)
-    p.add_argument('--connection', metavar='URL',
-                   help='journal database URL (default: [journal] '
-                        'connection)')
+    journal_cli.add_connection_option(p)
     p.set_defaults(func=func)
     return p
 
@@ -92,12 +102,10 @@ def _host_lift_guard(args):
 def _host_list(args):
     j = journal_cli._journal(args)
     try:
-        states = j.list_host_states()
+        states = list_hosts(j)
     finally:
         j.close()
-    rows = [(s.host, s.state, journal_cli._t(s.state_since),
-             s.detail or '') for s in states]
-    print(journal_cli._table(('HOST', 'STATE', 'SINCE', 'DETAIL'), rows))
+    print(journal_cli.text_table(HOST_COLUMNS, states))
 
 
 def _host_enable(args):

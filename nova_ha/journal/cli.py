@@ -9,12 +9,20 @@
 
 Every command takes ``--connection URL`` to override ``[journal]
 connection`` (prefer the configuration file: a URL on the command line is
-visible to other local users). The rendering helpers (``format_alarms``,
-``format_recoveries``, ``format_recovery``) are reusable by other command
-groups.
+visible to other local users).
+
+The queries and columns here are shared by every front end of the journal:
+``nova-ha alarm|recovery|host`` (nova_ha/evacuator/cli.py), ``nova-ha
+journal`` and the OpenStackClient plugin (``openstack ha ...``,
+nova_ha/osc). A :class:`Column` gives one value two renderings: ``text``
+for nova-ha's tables (``-`` for nothing, ``1.234s``) and ``data`` for
+machine-readable output (``None``, seconds as a number, times as ISO 8601
+UTC). Failures are :class:`CommandError` (message and exit code) or mapped
+by :func:`error_of`, so both command lines report them alike.
 """
 
 import argparse
+import collections
 import datetime
 import sys
 
@@ -35,8 +43,8 @@ def add_parser(subparsers):
 
     def command(name, func, help):
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument('--connection', metavar='URL',
-                       help='database URL (default: [journal] connection)')
+        add_connection_option(p, 'database URL (default: [journal] '
+                                 'connection)')
         p.set_defaults(func=func)
         return p
 
@@ -64,8 +72,16 @@ def add_parser(subparsers):
     p.add_argument('id', type=int, metavar='ID')
 
 
+def add_connection_option(p, help='journal database URL (default: '
+                          '[journal] connection)'):
+    """``--connection URL``: every command reading the journal has it."""
+    p.add_argument('--connection', metavar='URL', help=help)
+    return p
+
+
 def add_alarm_filters(p):
-    """Options of every alarm listing (here and ``nova-ha alarm list``)."""
+    """Options of every alarm listing (here, ``nova-ha alarm list`` and
+    ``openstack ha alarm list``)."""
     p.add_argument('--all', dest='status', action='store_const',
                    const='all', default='active',
                    help='include cleared alarms')
@@ -116,8 +132,34 @@ def _url(args):
         raise _Usage(str(exc))
 
 
-class _Usage(Exception):
-    pass
+class CommandError(Exception):
+    """A command cannot do what was asked: ``str(exc)`` is the message (it
+    names the offending value), ``code`` the exit code."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+class _Usage(CommandError):
+    """Bad arguments or configuration (exit 2)."""
+
+    def __init__(self, message):
+        super().__init__(message, 2)
+
+
+def error_of(exc, prog):
+    """(exit code, message) for a failure of a journal command, or None if
+    `exc` is not one (a bug: let it raise). `prog` prefixes the message."""
+    if isinstance(exc, CommandError):
+        return exc.code, '%s: %s' % (prog, exc)
+    if isinstance(exc, api.JournalError):       # NotFound, SchemaError...
+        return 1, str(exc)
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        # the driver's message, never the URL (it may hold a password)
+        detail = getattr(exc, 'orig', None) or exc.__class__.__name__
+        return 1, '%s: database error: %s' % (prog, detail)
+    return None
 
 
 def _journal(args, check=True):
@@ -131,27 +173,53 @@ def _journal(args, check=True):
     return j
 
 
+def open_journal(args, check=True):
+    """The journal of ``args.connection`` or ``[journal] connection``."""
+    return _journal(args, check=check)
+
+
 def _safe(func):
     def wrapper(args):
         try:
             return func(args) or 0
-        except _Usage as exc:
-            print('nova-ha journal: %s' % exc, file=sys.stderr)
-            return 2
-        except api.NotFound as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        except api.JournalError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        except sa.exc.SQLAlchemyError as exc:
-            # the driver's message, never the URL (it may hold a password)
-            detail = getattr(exc, 'orig', None) or exc.__class__.__name__
-            print('nova-ha journal: database error: %s' % detail,
-                  file=sys.stderr)
-            return 1
+        except Exception as exc:
+            handled = error_of(exc, 'nova-ha journal')
+            if handled is None:
+                raise
+            code, message = handled
+            print(message, file=sys.stderr)
+            return code
     wrapper.__name__ = func.__name__
     return wrapper
+
+
+# --- queries (every front end) -----------------------------------------------
+
+def query_alarms(j, args):
+    """Alarms matching the options of :func:`add_alarm_filters`."""
+    return j.list_alarms(
+        status=args.status, host=args.host, types=args.types,
+        min_severity=args.min_severity, rack=args.rack,
+        availability_zone=args.availability_zone, limit=args.limit)
+
+
+def query_recoveries(j, args):
+    """Recoveries matching the options of :func:`add_recovery_filters`."""
+    return j.list_recoveries(host=args.host, states=args.states,
+                             limit=args.limit)
+
+
+Recovery = collections.namedtuple('Recovery',
+                                  'recovery timeline items fencing')
+
+
+def get_recovery(j, recovery_id):
+    """One recovery with its timeline, instances and fencing attempts."""
+    rec = j.get_recovery(recovery_id)
+    if rec is None:
+        raise CommandError('no recovery %d' % recovery_id, 1)
+    return Recovery(rec, j.timeline(rec.id), j.list_recovery_items(rec.id),
+                    j.list_fencing_attempts(recovery_id=rec.id))
 
 
 @_safe
@@ -189,10 +257,7 @@ def _purge(args):
 def _alarms(args):
     j = _journal(args)
     try:
-        alarms = j.list_alarms(
-            status=args.status, host=args.host, types=args.types,
-            min_severity=args.min_severity, rack=args.rack,
-            availability_zone=args.availability_zone, limit=args.limit)
+        alarms = query_alarms(j, args)
     finally:
         j.close()
     print(format_alarms(alarms))
@@ -202,8 +267,7 @@ def _alarms(args):
 def _recoveries(args):
     j = _journal(args)
     try:
-        recs = j.list_recoveries(host=args.host, states=args.states,
-                                 limit=args.limit)
+        recs = query_recoveries(j, args)
     finally:
         j.close()
     print(format_recoveries(recs))
@@ -213,12 +277,7 @@ def _recoveries(args):
 def _recovery(args):
     j = _journal(args)
     try:
-        rec = j.get_recovery(args.id)
-        if rec is None:
-            raise api.NotFound('nova-ha journal: no recovery %d' % args.id)
-        text = format_recovery(rec, j.timeline(rec.id),
-                               j.list_recovery_items(rec.id),
-                               j.list_fencing_attempts(recovery_id=rec.id))
+        text = format_recovery(*get_recovery(j, args.id))
     finally:
         j.close()
     print(text)
@@ -248,29 +307,126 @@ def _table(headers, rows):
     return '\n'.join(out)
 
 
+class Column(collections.namedtuple('Column', 'header key get kind')):
+    """One column of a view. ``header``: nova-ha's table heading; ``key``:
+    the field name in machine-readable records; ``get(obj)``: the raw
+    value; ``kind``: '' (as is), 'time' (datetime) or 'seconds'."""
+
+    def text(self, obj):
+        value = self.get(obj)
+        if self.kind == 'time':
+            return _t(value)
+        if self.kind == 'seconds':
+            return _s(value)
+        return value
+
+    def data(self, obj):
+        value = self.get(obj)
+        if value is None:
+            return None
+        if self.kind == 'time':
+            return _t(value)
+        if self.kind == 'seconds':
+            return round(value, 3)
+        return value
+
+    @property
+    def label(self):
+        """Column name of the OpenStackClient plugin (``-c``)."""
+        if self.header in ('ID', 'AZ', 'SAL', 'T+'):
+            return self.header
+        return self.header.replace('_', ' ').title()
+
+
+def C(header, key, get=None, kind=''):
+    return Column(header, key, get or (lambda o: getattr(o, key)), kind)
+
+
+def text_table(columns, objs):
+    """nova-ha's plain table of `objs`."""
+    return _table([c.header for c in columns],
+                  [[c.text(o) for c in columns] for o in objs])
+
+
+def labels(columns):
+    return tuple(c.label for c in columns)
+
+
+def data_row(columns, obj):
+    return tuple(c.data(obj) for c in columns)
+
+
+def data_record(columns, obj):
+    return {c.key: c.data(obj) for c in columns}
+
+
+def _alarm_status(a):
+    if a.cleared_at:
+        return 'cleared'
+    return 'acked' if a.acknowledged_at else 'active'
+
+
+ALARM_COLUMNS = (
+    C('ID', 'id'), C('TIME', 'created_at', kind='time'),
+    C('SEVERITY', 'severity'), C('TYPE', 'type'), C('HOST', 'host'),
+    C('RACK', 'rack'), C('POWER_DOMAIN', 'power_domain'),
+    C('AZ', 'availability_zone'), C('COUNT', 'count'),
+    C('STATUS', 'status', _alarm_status), C('MESSAGE', 'message'))
+
+RECOVERY_COLUMNS = (
+    C('ID', 'id'), C('HOST', 'host'), C('REASON', 'reason'),
+    C('STATE', 'state'), C('DETECTED', 'detected_at', kind='time'),
+    C('FENCED', 'fenced_at', kind='time'),
+    C('FORCED_DOWN', 'forced_down_at', kind='time'),
+    C('FINISHED', 'finished_at', kind='time'),
+    C('TOTAL', 'total', lambda r: api._seconds(r.detected_at,
+                                               r.finished_at), 'seconds'))
+
+TIMELINE_COLUMNS = (
+    C('T+', 'since_detected', kind='seconds'), C('AT', 'at', kind='time'),
+    C('STEP', 'step'), C('DURATION', 'duration', kind='seconds'),
+    C('DETAIL', 'detail'))
+
+FENCING_COLUMNS = (
+    C('ID', 'id'), C('DRIVER', 'driver'),
+    C('OUTCOME', 'outcome', lambda f: f.outcome or 'in flight'),
+    C('STARTED', 'started_at', kind='time'),
+    C('DURATION', 'duration', kind='seconds'), C('OPERATOR', 'operator'),
+    C('REASON', 'reason'))
+
+ITEM_COLUMNS = (
+    C('INSTANCE', 'instance_uuid'), C('NAME', 'name'), C('SAL', 'sal'),
+    C('PRIO', 'priority'), C('GROUP', 'server_group'), C('STATE', 'state'),
+    C('TRIES', 'attempts'), C('DEST', 'dest_host'),
+    C('TOOK', 'took', lambda i: api._seconds(i.started_at, i.finished_at),
+      'seconds'),
+    C('ERROR', 'last_error'))
+
+
 def format_alarms(alarms):
     if not alarms:
         return 'no alarms'
-    return _table(
-        ('ID', 'TIME', 'SEVERITY', 'TYPE', 'HOST', 'RACK', 'POWER_DOMAIN',
-         'AZ', 'COUNT', 'STATUS', 'MESSAGE'),
-        [(a.id, _t(a.created_at), a.severity, a.type, a.host, a.rack,
-          a.power_domain, a.availability_zone, a.count,
-          'cleared' if a.cleared_at else
-          ('acked' if a.acknowledged_at else 'active'), a.message)
-         for a in alarms])
+    return text_table(ALARM_COLUMNS, alarms)
 
 
 def format_recoveries(recoveries):
     if not recoveries:
         return 'no recoveries'
-    return _table(
-        ('ID', 'HOST', 'REASON', 'STATE', 'DETECTED', 'FENCED',
-         'FORCED_DOWN', 'FINISHED', 'TOTAL'),
-        [(r.id, r.host, r.reason, r.state, _t(r.detected_at),
-          _t(r.fenced_at), _t(r.forced_down_at), _t(r.finished_at),
-          _s(api._seconds(r.detected_at, r.finished_at)))
-         for r in recoveries])
+    return text_table(RECOVERY_COLUMNS, recoveries)
+
+
+def recovery_record(rec, timeline, items=(), fencing=()):
+    """One recovery as machine-readable data (``openstack ha recovery
+    show``): the fields of :data:`RECOVERY_COLUMNS` plus ``timeline``,
+    ``fencing_attempts`` (oldest first) and ``instances``."""
+    record = collections.OrderedDict(
+        (c.label, c.data(rec)) for c in RECOVERY_COLUMNS)
+    record['Timeline'] = [data_record(TIMELINE_COLUMNS, e)
+                          for e in timeline]
+    record['Fencing Attempts'] = [data_record(FENCING_COLUMNS, f)
+                                  for f in reversed(fencing)]
+    record['Instances'] = [data_record(ITEM_COLUMNS, i) for i in items]
+    return record
 
 
 def format_recovery(rec, timeline, items=(), fencing=()):
@@ -280,22 +436,10 @@ def format_recovery(rec, timeline, items=(), fencing=()):
            % (_t(rec.detected_at), _t(rec.finished_at),
               _s(api._seconds(rec.detected_at, rec.finished_at))), '',
            'timeline:']
-    out.append(_table(('T+', 'AT', 'STEP', 'DURATION', 'DETAIL'),
-                      [(_s(e.since_detected), _t(e.at), e.step,
-                        _s(e.duration), e.detail) for e in timeline]))
+    out.append(text_table(TIMELINE_COLUMNS, timeline))
     if fencing:
-        out += ['', 'fencing attempts:', _table(
-            ('ID', 'DRIVER', 'OUTCOME', 'STARTED', 'DURATION', 'OPERATOR',
-             'REASON'),
-            [(f.id, f.driver, f.outcome or 'in flight', _t(f.started_at),
-              _s(f.duration), f.operator, f.reason)
-             for f in reversed(fencing)])]
+        out += ['', 'fencing attempts:',
+                text_table(FENCING_COLUMNS, list(reversed(fencing)))]
     if items:
-        out += ['', 'instances:', _table(
-            ('INSTANCE', 'NAME', 'SAL', 'PRIO', 'GROUP', 'STATE', 'TRIES',
-             'DEST', 'TOOK', 'ERROR'),
-            [(i.instance_uuid, i.name, i.sal, i.priority, i.server_group,
-              i.state, i.attempts, i.dest_host,
-              _s(api._seconds(i.started_at, i.finished_at)), i.last_error)
-             for i in items])]
+        out += ['', 'instances:', text_table(ITEM_COLUMNS, items)]
     return '\n'.join(out)

@@ -11,15 +11,25 @@
 Exit codes: 0 done (drain started / host ready / completed), 1 the drain
 ended incomplete, a power step failed or --wait timed out, 2 bad
 arguments (unknown host, host already draining, nothing to abort...).
+
+The actions (:func:`start`, :func:`abort`, :func:`complete`,
+:func:`follow`, :func:`outcome`, :func:`drains`) and the columns are shared
+with the OpenStackClient plugin (``openstack ha maintenance ...``,
+nova_ha/osc/maintenance.py); failures are
+:class:`nova_ha.journal.cli.CommandError` or mapped by :func:`error_of`.
 """
 
 import argparse
+import collections
 import sys
 import time
 
 from oslo_config import cfg
 
+from nova_ha.journal import cli as journal_cli
 from nova_ha.maintenance import engine as engine_mod
+
+CommandError = journal_cli.CommandError
 
 STATE_ORDER = ('moved', 'moving', 'waiting', 'blocked')
 
@@ -72,6 +82,127 @@ def _engine():
     return ENGINE_FACTORY(_conf())
 
 
+def engine():
+    """The maintenance engine on ``cfg.CONF`` (``ENGINE_FACTORY``)."""
+    return _engine()
+
+
+# --- actions (nova-ha maintenance and openstack ha maintenance) -------------
+
+def start(eng, host, reason=None, power_off=False):
+    """Disable `host` and start draining it; the new Drain."""
+    try:
+        return eng.start(host, reason=reason, power_off=power_off)
+    except engine_mod.DrainError as exc:
+        raise CommandError(str(exc), 2)
+
+
+def abort(eng, host):
+    """Start no new move on `host`'s drain; the Drain."""
+    try:
+        return eng.abort(host)
+    except engine_mod.DrainError as exc:
+        raise CommandError(str(exc), 2)
+
+
+def complete(eng, host):
+    """Power `host` on (if nova-ha powered it off) and enable it."""
+    try:
+        return eng.complete(host)
+    except engine_mod.DrainError as exc:
+        raise CommandError(str(exc), 2)
+    except RuntimeError as exc:
+        raise CommandError(str(exc), 1)
+
+
+def follow(eng, drain, on_pass=None):
+    """Drive `drain` until it ends or ``[maintenance] wait_timeout``."""
+    interval, timeout = _wait_opts()
+    return eng.wait(drain.id, interval=interval, timeout=timeout,
+                    on_pass=on_pass)
+
+
+def drains(eng, host=None):
+    """`host`'s latest drain ([] if none), or every active drain."""
+    if host:
+        return eng.journal.list_drains(host=host, limit=1)
+    return eng.journal.list_drains(states=engine_mod.ACTIVE_DRAIN)
+
+
+def drain_items(eng, drain):
+    """The drain's instances, in :data:`STATE_ORDER`."""
+    items = eng.journal.list_drain_items(drain.id)
+    rank = {state: n for n, state in enumerate(STATE_ORDER)}
+    return sorted(items, key=lambda i: rank.get(i.state, len(rank)))
+
+
+def outcome(drain):
+    """(exit code, final line) for a drain that stopped being driven."""
+    if drain.state == 'ready':
+        if drain.power_off and not drain.powered_off_by_nova_ha:
+            return 1, ('%s is empty but was NOT powered off: %s'
+                       % (drain.host, drain.detail))
+        return 0, '%s is ready for maintenance%s' % (
+            drain.host, ' (powered off by nova-ha)'
+            if drain.powered_off_by_nova_ha else '')
+    if drain.state == 'incomplete':
+        return 1, ('%s drain INCOMPLETE: %s\nthe host stays disabled; '
+                   'nothing was forced' % (drain.host, drain.detail))
+    if drain.state in ('aborted', 'completed'):
+        return 0, '%s drain #%d %s' % (drain.host, drain.id, drain.state)
+    return 1, ('%s drain #%d still %s (stopped following it; resume with '
+               '"nova-ha maintenance run %s")' % (drain.host, drain.id,
+                                                  drain.state, drain.host))
+
+
+def error_of(exc, prog):
+    """(exit code, message) for a failure of a maintenance command, or None
+    if `exc` is not one. `prog` prefixes the message."""
+    from keystoneauth1 import exceptions as ks_exc
+    from nova_ha import journal
+    from nova_ha import nova_api
+    from nova_ha.maintenance import nova as nova_mod
+    if isinstance(exc, CommandError):
+        return exc.code, '%s: %s' % (prog, exc)
+    if isinstance(exc, (nova_api.NovaConfigError, journal.SchemaError,
+                        cfg.Error)):
+        return 2, '%s: configuration error: %s' % (prog, exc)
+    if isinstance(exc, (ks_exc.ClientException, nova_mod.ClientException)):
+        return 1, '%s: Nova API error: %s' % (prog, exc)
+    return None
+
+
+C = journal_cli.C
+
+#: One drain (``status`` rows, ``start``/``abort``/``complete`` records).
+DRAIN_COLUMNS = (
+    C('HOST', 'host'), C('DRAIN', 'id'), C('STATE', 'state'),
+    C('REASON', 'reason'), C('STARTED', 'started_at', kind='time'),
+    C('STARTED_BY', 'started_by'), C('POWER_OFF', 'power_off'),
+    C('POWERED_OFF_BY_NOVA_HA', 'powered_off_by_nova_ha'),
+    C('FINISHED', 'finished_at', kind='time'), C('DETAIL', 'detail'))
+
+#: One instance of a drain.
+ITEM_COLUMNS = (
+    C('INSTANCE', 'instance_uuid'), C('NAME', 'name'), C('STATE', 'state'),
+    C('METHOD', 'method'), C('GROUP', 'server_group'),
+    C('DEST', 'dest_host'), C('TRIES', 'attempts'), C('REASON', 'reason'))
+
+
+def drain_labels():
+    """Field names of :func:`drain_record`."""
+    return journal_cli.labels(DRAIN_COLUMNS) + tuple(
+        state.title() for state in STATE_ORDER)
+
+
+def drain_record(eng, drain):
+    """The drain's fields and its per-state instance counts."""
+    counts = eng.journal.drain_progress(drain.id)
+    return collections.OrderedDict(zip(drain_labels(), tuple(
+        c.data(drain) for c in DRAIN_COLUMNS) + tuple(
+        counts.get(state, 0) for state in STATE_ORDER)))
+
+
 def _counts_line(drain, counts):
     return '%s drain #%d %s: %s' % (
         drain.host, drain.id, drain.state,
@@ -118,27 +249,11 @@ def _fail(msg):
 
 
 def _result(drain):
-    """Exit code and a final line for a drain that stopped being driven."""
-    if drain.state == 'ready':
-        if drain.power_off and not drain.powered_off_by_nova_ha:
-            print('%s is empty but was NOT powered off: %s'
-                  % (drain.host, drain.detail))
-            return 1
-        print('%s is ready for maintenance%s' % (
-            drain.host, ' (powered off by nova-ha)'
-            if drain.powered_off_by_nova_ha else ''))
-        return 0
-    if drain.state == 'incomplete':
-        print('%s drain INCOMPLETE: %s\nthe host stays disabled; nothing '
-              'was forced' % (drain.host, drain.detail))
-        return 1
-    if drain.state in ('aborted', 'completed'):
-        print('%s drain #%d %s' % (drain.host, drain.id, drain.state))
-        return 0
-    print('%s drain #%d still %s (stopped following it; resume with '
-          '"nova-ha maintenance run %s")' % (drain.host, drain.id,
-                                             drain.state, drain.host))
-    return 1
+    """Print the final line of a drain that stopped being driven; its exit
+    code."""
+    code, line = outcome(drain)
+    print(line)
+    return code
 
 
 def _wait_opts():
@@ -148,36 +263,25 @@ def _wait_opts():
 
 def cmd_start(args):
     eng = _engine()
-    try:
-        drain = eng.start(args.host, reason=args.reason,
-                          power_off=args.power_off)
-    except engine_mod.DrainError as exc:
-        return _fail(str(exc))
+    drain = start(eng, args.host, reason=args.reason,
+                  power_off=args.power_off)
     progress = Progress(eng)
     progress(drain, eng.journal.list_drain_items(drain.id))
     if not args.wait:
         print('drain #%d started; follow it with "nova-ha maintenance '
               'status %s"' % (drain.id, args.host))
         return 0
-    interval, timeout = _wait_opts()
-    drain = eng.wait(drain.id, interval=interval, timeout=timeout,
-                     on_pass=progress)
-    return _result(drain)
+    return _result(follow(eng, drain, on_pass=progress))
 
 
 def cmd_status(args):
     eng = _engine()
-    if args.host:
-        drains = eng.journal.list_drains(host=args.host, limit=1)
-        if not drains:
-            print('%s: no drain recorded' % args.host)
-            return 0
-    else:
-        drains = eng.journal.list_drains(states=engine_mod.ACTIVE_DRAIN)
-        if not drains:
-            print('no active drain')
-            return 0
-    for drain in drains:
+    found = drains(eng, args.host)
+    if not found:
+        print('%s: no drain recorded' % args.host if args.host
+              else 'no active drain')
+        return 0
+    for drain in found:
         counts = eng.journal.drain_progress(drain.id)
         print(_counts_line(drain, counts))
         print('  reason: %s; started %s by %s%s' % (
@@ -187,39 +291,25 @@ def cmd_status(args):
         if drain.detail:
             print('  %s' % drain.detail)
         if args.host:
-            items = eng.journal.list_drain_items(drain.id)
-            for state in STATE_ORDER:
-                for item in items:
-                    if item.state == state:
-                        print(_item_line(item))
+            for item in drain_items(eng, drain):
+                if item.state in STATE_ORDER:
+                    print(_item_line(item))
     return 0
 
 
 def cmd_abort(args):
     eng = _engine()
-    try:
-        drain = eng.abort(args.host)
-    except engine_mod.DrainError as exc:
-        return _fail(str(exc))
+    drain = abort(eng, args.host)
     progress = Progress(eng)
     progress(drain, [])
     if args.no_wait or drain.state == 'aborted':
         return _result(drain) if drain.state == 'aborted' else 0
-    interval, timeout = _wait_opts()
-    drain = eng.wait(drain.id, interval=interval, timeout=timeout,
-                     on_pass=progress)
-    return _result(drain)
+    return _result(follow(eng, drain, on_pass=progress))
 
 
 def cmd_complete(args):
     eng = _engine()
-    try:
-        drain = eng.complete(args.host)
-    except engine_mod.DrainError as exc:
-        return _fail(str(exc))
-    except RuntimeError as exc:
-        print('nova-ha maintenance: %s' % exc, file=sys.stderr)
-        return 1
+    drain = complete(eng, args.host)
     print('%s drain #%d completed; nova-compute enabled' % (drain.host,
                                                               drain.id))
     return 0
@@ -251,21 +341,15 @@ def _guarded(func):
 
     @functools.wraps(func)
     def wrapper(args):
-        from keystoneauth1 import exceptions as ks_exc
-        from nova_ha import journal
-        from nova_ha import nova_api
-        from nova_ha.maintenance import nova as nova_mod
         try:
             return func(args)
-        except (nova_api.NovaConfigError, journal.SchemaError,
-                cfg.Error) as exc:
-            print('nova-ha maintenance: configuration error: %s' % exc,
-                  file=sys.stderr)
-            return 2
-        except (ks_exc.ClientException, nova_mod.ClientException) as exc:
-            print('nova-ha maintenance: Nova API error: %s' % exc,
-                  file=sys.stderr)
-            return 1
+        except Exception as exc:
+            handled = error_of(exc, 'nova-ha maintenance')
+            if handled is None:
+                raise
+            code, message = handled
+            print(message, file=sys.stderr)
+            return code
     return wrapper
 
 
