@@ -1,0 +1,1 @@
+"""OpenStackClient plugin: ``openstack ha ...`` (see doc/cli.md)."""
