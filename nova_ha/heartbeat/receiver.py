@@ -24,6 +24,10 @@ Public API (all methods thread-safe)::
     r.heartbeat_state(host, now=None, window=None)
                                     # ALIVE / SERVICE_DOWN / PARTITION /
                                     # SILENT / UNKNOWN (see below)
+    r.snapshot(hosts, now=None, window_for=None)
+                                    # {host: (state, [silent planes])} for
+                                    # many hosts at one instant, one lock
+                                    # (the evacuator's reconcile pass)
     r.hosts()                       # hosts ever accepted
     r.plane_status(now=None)        # {plane: (last_packet, hosts_alive)}
     r.healthy()                     # receiver thread running
@@ -355,6 +359,48 @@ class HeartbeatReceiver:
             if state in _DOWN_STATES:
                 return SERVICE_DOWN
         return ALIVE
+
+    def snapshot(self, hosts, now=None, window_for=None):
+        """{host: (heartbeat_state, [silent planes])} for every host of
+        ``hosts``, all at the same ``now`` and under one acquisition of the
+        lock: what heartbeat_state() and silent_planes() say for each,
+        without a HostView per host (the evacuator asks this for every
+        compute host several times a second). ``window_for`` defaults to
+        the receiver's own."""
+        if now is None:
+            now = self._clock()
+        window_for = window_for or self._window_for
+        windows = [(h, window_for(h)) for h in hosts]   # outside the lock
+        planes = self.planes
+        nplanes = len(planes)
+        proc = self.service_process
+        out = {}
+        with self._lock:
+            pstate = self._planes_state
+            hstate = self._hosts
+            for host, window in windows:
+                hs = hstate.get(host)
+                silent = []
+                for plane in planes:
+                    st = pstate.get((host, plane))
+                    if st is None or st.last_seen is None or \
+                            now - st.last_seen > window:
+                        silent.append(plane)
+                if hs is None:
+                    state = UNKNOWN
+                elif len(silent) == nplanes:
+                    state = SILENT
+                elif silent:
+                    state = PARTITION
+                else:
+                    state = ALIVE
+                    for name, pst in hs.processes:
+                        if name == proc:
+                            if pst in _DOWN_STATES:
+                                state = SERVICE_DOWN
+                            break
+                out[host] = (state, silent)
+        return out
 
     def plane_status(self, now=None):
         """{plane: (last_packet, hosts_alive)}: monotonic time of the last
