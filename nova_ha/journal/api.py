@@ -38,6 +38,8 @@ Host state machine (one row per compute host; states in HOST_STATES)::
         current state is not expected. Every real change is appended to
         host_state_changes.
     get_host_state(host) / list_host_states(states=None)
+    host_state_map(states=None) -> {host: HostStateBrief(state,
+                                    recovery_id, generation)}   # one query
     host_state_history(host=None, since=None, limit=None)  # newest first
     count_state_changes(host, since) -> int                # flapping
     lift_guard(host, operator) / reset_guard(host)         # mass-failure
@@ -162,6 +164,7 @@ Times: pass timezone-aware UTC datetimes (naive ones are taken as UTC);
 everything read back is timezone-aware UTC. ``at`` defaults to now.
 """
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -312,6 +315,12 @@ Alarm = _record('Alarm', models.Alarm, 'One alarm.')
 Drain = _record('Drain', models.Drain, 'One maintenance drain.')
 DrainItem = _record('DrainItem', models.DrainItem,
                     'One instance of a drain.')
+
+
+HostStateBrief = collections.namedtuple(
+    'HostStateBrief', 'state recovery_id generation')
+HostStateBrief.__doc__ = ('A host state row without its times and details '
+                          '(host_state_map).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -717,6 +726,20 @@ class Journal:
             q = q.where(T_HOST.c.state.in_(
                 _states('host state', states, HOST_STATES)))
         return self._read(lambda conn: _rows(HostState, conn.execute(q)))
+
+    def host_state_map(self, states=None):
+        """{host: HostStateBrief(state, recovery_id, generation)} of every
+        host (or of those in ``states``): what a reconcile pass needs of
+        every host, in one query and without decoding the other columns
+        (times) -- several times cheaper than list_host_states() for
+        thousands of hosts."""
+        c = T_HOST.c
+        q = sa.select(c.host, c.state, c.recovery_id, c.generation)
+        if states is not None:
+            q = q.where(c.state.in_(
+                _states('host state', states, HOST_STATES)))
+        return self._read(lambda conn: {
+            r[0]: HostStateBrief(r[1], r[2], r[3]) for r in conn.execute(q)})
 
     def host_state_history(self, host=None, since=None, limit=None):
         q = T_HOSTCHG.select().order_by(T_HOSTCHG.c.at.desc(),
