@@ -76,6 +76,13 @@ SUSPECT = 'SUSPECT'
 INHERITED_REISSUE_AFTER = 3.0
 # Same for an item this leader started itself (its call may be slow).
 REISSUE_AFTER = 10.0
+# An unchanged PARTITION or SERVICE_DOWN is written to the journal (host
+# state, alarm refreshed) on entry and then at most this often: a
+# level-triggered loop must not write every host every pass. A new term
+# writes at once (its memory of what it wrote starts empty).
+ALARM_REFRESH = 30.0
+
+_UNSET = object()
 
 # Journal host states that belong to a recovery in progress.
 RECOVERY_HOST_STATES = ('HOST_DOWN', 'FENCING', 'FENCED', 'FENCE_FAILED',
@@ -121,6 +128,11 @@ class Evacuator:
         self._conditions = {}          # host -> condition, this pass
         self._rec_host = {}            # recovery id -> host (notifications)
         self._guard_reason = None      # why fencing is held back, or None
+        self._pass = {}                # memo of one reconcile pass
+        self._steady = {}              # host -> ((condition, detail), at)
+        self._unknown = set()          # heard from, not in Nova's list
+        self._domains = None           # {level: {domain: [hosts]}}
+        self._domains_of = None        # the hosts _domains was made of
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -155,6 +167,7 @@ class Evacuator:
         self.topology = topology_mod.Topology.from_aggregates(
             self.ops.aggregates(), hosts=sorted(self.services),
             levels=topology_mod.configured_levels(self.conf))
+        self._domains = None
         self._hosts_read_at = now
 
     def sal_of(self, host):
@@ -179,10 +192,17 @@ class Evacuator:
                 'availability_zone': plain(domains.get('availability_zone'))}
 
     # -- detection ---------------------------------------------------------
-    def classify(self, host, now=None):
+    def classify(self, host, now=None, seen=None):
+        """The host's condition; ``seen`` is its (heartbeat state, silent
+        planes) from a receiver snapshot of this pass, or None to ask."""
         now = self.clock() if now is None else now
         window = self.window_for(host)
-        state = self.receiver.heartbeat_state(host, now=now, window=window)
+        if seen is None:
+            state = self.receiver.heartbeat_state(host, now=now,
+                                                  window=window)
+            silent = None
+        else:
+            state, silent = seen
         if state in (hb.UNKNOWN, hb.SILENT, hb.PARTITION) and (
                 now - self.started_at < max(self.opts.startup_grace, window)):
             # Just started: agents' planes may not all have reached us yet.
@@ -192,10 +212,11 @@ class Evacuator:
         if state == hb.SILENT:
             return HOST_DOWN
         if state == hb.PARTITION:
-            silent = set(self.receiver.silent_planes(host, now=now,
-                                                     window=window))
+            if silent is None:
+                silent = self.receiver.silent_planes(host, now=now,
+                                                     window=window)
             if (self.opts.partition_recovery
-                    and {'management', 'storage'} <= silent):
+                    and {'management', 'storage'} <= set(silent)):
                 return HOST_DOWN
             return PARTITION
         if state == hb.SERVICE_DOWN:
@@ -212,7 +233,9 @@ class Evacuator:
         return utcnow() - datetime.timedelta(seconds=now - max(seen))
 
     # -- alarms --------------------------------------------------------------
-    def alarm(self, type_, severity, message, host=None, **kw):
+    def alarm(self, type_, severity, message, host=None, extra=None, **kw):
+        """Raise (or refresh) an alarm; ``extra``: more payload keys of
+        its notification."""
         loc = self.location(host) if host else {}
         alarm, created = self.journal.raise_alarm(
             type_, severity, message, host=host, epoch=self.epoch,
@@ -227,7 +250,8 @@ class Evacuator:
                 'alarm_id': alarm.id, 'type': type_, 'severity': severity,
                 'host': host, 'location': loc, 'message': message,
                 'time': alarm.created_at.isoformat(),
-                **{k: v for k, v in kw.items() if v is not None}})
+                **{k: v for k, v in kw.items() if v is not None},
+                **(extra or {})})
         return alarm
 
     def notify(self, event_type, severity, payload):
@@ -314,6 +338,8 @@ class Evacuator:
         self._fencing = {}     # futures of the old term finish on their own
         self._listed = set()
         self._last_nova_poll = 0.0
+        self._steady = {}
+        self._pass = {}
 
     def _assert_leader(self, epoch=None):
         """Raise NotLeader unless we still lead with ``epoch``."""
@@ -326,34 +352,70 @@ class Evacuator:
                             % getattr(epoch, 'epoch', epoch))
 
     def reconcile(self):
+        """One pass. Its cost per compute host is one receiver lookup
+        (a single snapshot for all hosts) and no journal or Nova call while
+        the host is well: the host states come in one journal read, Nova's
+        service list and aggregates every host_refresh_interval, the
+        migration records of every evacuation in flight in one call per
+        nova_poll_interval. Journal writes happen on changes only (an
+        unchanged PARTITION / SERVICE_DOWN re-raises its alarm every
+        ALARM_REFRESH seconds)."""
         now = self.clock()
         self.refresh_hosts()
+        self._pass = {}
         self._conditions = {}
-        for host in sorted(set(self.services) | set(self.receiver.hosts())):
-            self.observe(host, now)
-        self._guard_reason = self.mass_failure()
-        for rec in self.journal.list_recoveries(states=['open']):
+        hosts = sorted(self.services)
+        self._note_unknown(now)
+        states = self.journal.host_state_map()
+        seen = self.receiver.snapshot(hosts, now=now,
+                                      window_for=self.window_for)
+        for host in hosts:
+            self.observe(host, now, current=states.get(host),
+                         seen=seen.get(host))
+        self._guard_reason = self.mass_failure(states)
+        recs = self.journal.list_recoveries(states=['open'])
+        self._poll_evacuations(recs, now)
+        for rec in recs:
             self.advance(rec)
+        self.watch_recovered(states, now)
+
+    def _note_unknown(self, now):
+        """Hosts that send valid heartbeats but have no nova-compute
+        service in Nova (not yet registered, or deleted with their agent
+        still running) are not nova-ha's to recover: nothing is fenced or
+        evacuated for them, and they count in no guard. Logged once per
+        appearance."""
+        unknown = set(self.receiver.hosts()) - set(self.services)
+        for host in sorted(unknown - self._unknown):
+            LOG.warning('heartbeats from %s, which Nova does not list as a '
+                        'nova-compute host: not monitored (recovered only '
+                        'once Nova lists it)', host)
+        self._unknown = unknown
 
     # -- guards --------------------------------------------------------------
-    def mass_failure(self):
+    def mass_failure(self, states=None):
         """Why fencing must be held back now, or None.
 
         More than [guard] max_failed_fraction of all hosts, or of one rack
         or AZ (with at least domain_min_hosts hosts), look failed at once,
         or more than max_failures_in_window distinct hosts failed within
         failure_window: this evacuator is more likely cut off than that
-        much of the cloud dead.
+        much of the cloud dead. ``states``: {host: HostStateBrief} of this
+        pass
+        (read from the journal when not given).
         """
         g = self.conf.guard
         conds = self._conditions
         hosts = sorted(self.services) or sorted(conds)
         if not hosts:
             return None
-        done = {s.host for s in self.journal.list_host_states(
-            states=['RECOVERED'])}
-        failed = {h for h in hosts
-                  if conds.get(h) == HOST_DOWN and h not in done}
+        failed = {h for h in hosts if conds.get(h) == HOST_DOWN}
+        if not failed:
+            return None
+        if states is None:
+            states = self.journal.host_state_map(states=['RECOVERED'])
+        failed = {h for h in failed if getattr(states.get(h), 'state', None)
+                  != 'RECOVERED'}
         if not failed:
             return None
         if len(failed) > g.max_failed_fraction * len(hosts):
@@ -362,13 +424,18 @@ class Evacuator:
                         len(failed), len(hosts),
                         100.0 * len(failed) / len(hosts),
                         100.0 * g.max_failed_fraction))
+        domains = self._domains
+        if domains is None or set(hosts) != self._domains_of:
+            domains = {}
+            for level in ('rack', 'availability_zone'):
+                members = domains[level] = {}
+                for h in hosts:
+                    dom = self.location(h).get(level)
+                    if dom is not None:
+                        members.setdefault(dom, []).append(h)
+            self._domains, self._domains_of = domains, set(hosts)
         for level in ('rack', 'availability_zone'):
-            members = {}
-            for h in hosts:
-                dom = self.location(h).get(level)
-                if dom is not None:
-                    members.setdefault(dom, []).append(h)
-            for dom, hs in sorted(members.items()):
+            for dom, hs in sorted(domains[level].items()):
                 if len(hs) < g.domain_min_hosts:
                     continue
                 down = [h for h in hs if h in failed]
@@ -387,9 +454,15 @@ class Evacuator:
         return None
 
     def self_check(self):
-        """Why this evacuator must not fence now, or None."""
+        """Why this evacuator must not fence now, or None (asked once per
+        pass, however many hosts are about to be fenced)."""
         if not self.conf.guard.self_check:
             return None
+        if 'self_check' not in self._pass:
+            self._pass['self_check'] = self._self_check()
+        return self._pass['self_check']
+
+    def _self_check(self):
         if self.leader is not None and not self.leader.coordinator_ok:
             return 'coordinator unreachable'
         if not self.receiver.healthy():
@@ -437,11 +510,29 @@ class Evacuator:
                    % (host, reason, host), host=host, recovery_id=rec.id)
         return True
 
-    def observe(self, host, now):
-        """Turn what the heartbeats say into host state, alarms, recovery."""
-        condition = self.classify(host, now)
+    def _unchanged(self, host, condition, detail, current, now):
+        """True if this term already wrote ``condition`` (and its alarm)
+        for ``host`` less than ALARM_REFRESH seconds ago and the journal
+        still says so: nothing to write this pass."""
+        last = self._steady.get(host)
+        if (current == condition and last is not None
+                and last[0] == (condition, detail)
+                and now - last[1] < ALARM_REFRESH):
+            return True
+        self._steady[host] = ((condition, detail), now)
+        return False
+
+    def observe(self, host, now, current=_UNSET, seen=None):
+        """Turn what the heartbeats say into host state, alarms, recovery.
+
+        ``current``: the host's HostState or HostStateBrief (None: no row)
+        and ``seen`` its
+        receiver snapshot, both read once per pass for every host; either
+        is looked up when not given."""
+        condition = self.classify(host, now, seen)
         self._conditions[host] = condition
-        current = self.journal.get_host_state(host)
+        if current is _UNSET:
+            current = self.journal.get_host_state(host)
         current = current.state if current else None
         if current in RECOVERY_HOST_STATES or current in ('RECOVERED',
                                                           'MAINTENANCE'):
@@ -469,8 +560,12 @@ class Evacuator:
                        'silent); recovering' % host, host=host,
                        recovery_id=rec.id)
         elif condition == PARTITION:
-            silent = self.receiver.silent_planes(
-                host, now=now, window=self.window_for(host))
+            silent = seen[1] if seen is not None else \
+                self.receiver.silent_planes(host, now=now,
+                                            window=self.window_for(host))
+            if self._unchanged(host, PARTITION, tuple(silent), current,
+                               now):
+                return
             self.journal.set_host_state(host, 'PARTITION',
                                         detail='silent: %s' % ','.join(silent),
                                         epoch=self.epoch)
@@ -479,6 +574,8 @@ class Evacuator:
                        'on others; not evacuating' % (host, ', '.join(silent)),
                        host=host)
         elif condition == SERVICE_DOWN:
+            if self._unchanged(host, SERVICE_DOWN, None, current, now):
+                return
             self.journal.set_host_state(host, 'SERVICE_DOWN',
                                         epoch=self.epoch)
             self.alarm('SERVICE_DOWN', 'MAJOR',
@@ -502,14 +599,22 @@ class Evacuator:
     # -- recovery ------------------------------------------------------------
     def advance(self, rec):
         host = rec.host
-        if rec.fenced_at is None and not self._fence_step(rec):
-            return
+        if rec.fenced_at is None:
+            if not self._fence_step(rec):
+                return
+            rec = self.journal.get_recovery(rec.id) or rec
+        if self._answers(host, since=rec.fenced_at):
+            # Powered off (confirmed) and running again: powered on by
+            # someone, or the BMC misread. Never a second fence; the
+            # recovery goes on (nova-compute forced down keeps it out).
+            self.returned(host, rec.id, self._phase(rec))
         if rec.forced_down_at is None:
             reason = 'nova-ha: host failed, fenced and evacuated (%s)' % (
                 utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'))
             t0 = time.monotonic()
             self._assert_leader()
-            self.ops.fence_service(host, reason)
+            self.ops.fence_service(host, reason,
+                                   service=self.services.get(host))
             self.step(rec.id, 'forced_down', duration=time.monotonic() - t0,
                       detail=reason)
             self.journal.set_host_state(host, 'FORCED_DOWN',
@@ -579,11 +684,22 @@ class Evacuator:
             self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
                                         epoch=self.epoch)
             return True
+        answers = self._answers(host)
         if future is not None:
             if not future.done():
+                if answers:
+                    # The power-off call cannot be taken back: let it
+                    # finish; its outcome decides.
+                    self.returned(host, rec.id, 'fencing')
                 return False
             del self._fencing[host]
             result = future.result()
+            if not result.fenced and answers:
+                self._close_returned(rec, 'fence not confirmed (%s: %s)'
+                                     % (result.outcome, result.reason))
+                return False
+            if result.fenced and answers:
+                self.returned(host, rec.id, 'fencing')
             if result.fenced:
                 self.step(rec.id, 'fenced', duration=result.elapsed,
                           detail='%s: %s' % (result.driver, result.reason))
@@ -606,7 +722,7 @@ class Evacuator:
             return False
         # Flapping: the host answers again before anything was fenced.
         if last is None or last.started_at < rec.detected_at:
-            if self.classify(host) == OK:
+            if answers:
                 self.journal.close_recovery(
                     rec.id, 'failed', epoch=self.epoch,
                     detail='host came back before fencing; nothing done')
@@ -614,8 +730,21 @@ class Evacuator:
                 self.alarm('FLAPPING', 'WARNING',
                            'compute host %s looked down, then answered '
                            'again before fencing; not recovering' % host,
-                           host=host, recovery_id=rec.id)
+                           host=host, recovery_id=rec.id,
+                           extra={'phase': 'detected'})
                 return False
+        elif answers and last.outcome != 'FENCED':
+            # A fence of this recovery failed (FENCE_FAILED, retrying) or
+            # was left unfinished by a leader that died, and the host is
+            # running: do not fence it again.
+            if last.outcome is None:
+                self.journal.finish_fencing(
+                    last.id, 'INTERRUPTED', epoch=self.epoch,
+                    reason='host answered again on every plane')
+            self._close_returned(rec, 'fence %s' % (
+                'not finished' if last.outcome is None else
+                'not confirmed (%s: %s)' % (last.outcome, last.reason)))
+            return False
         if (last is not None and last.finished_at is not None
                 and last.started_at >= rec.detected_at
                 and (utcnow() - last.finished_at).total_seconds()
@@ -654,9 +783,17 @@ class Evacuator:
         pending = self.journal.list_recovery_items(rec.id, states=['pending'])
         if not pending:
             return
-        in_flight = self.journal.count_items(states=('evacuating',))
-        busy_groups = {i.server_group for i in self.journal.list_recovery_items(
-            states=['evacuating']) if i.server_group}
+        # Read once per pass, then kept up to date by this pass's starts
+        # (items other recoveries finish in this pass free their slots
+        # from the next pass on: never more than the limit in flight).
+        if 'in_flight' not in self._pass:
+            evacuating = self.journal.list_recovery_items(
+                states=['evacuating'])
+            self._pass['in_flight'] = [len(evacuating)]
+            self._pass['busy_groups'] = {i.server_group for i in evacuating
+                                         if i.server_group}
+        in_flight = self._pass['in_flight'][0]
+        busy_groups = self._pass['busy_groups']
         started = []
         for item in pending:
             if in_flight >= self.opts.max_concurrent_evacuations:
@@ -671,6 +808,7 @@ class Evacuator:
             if item.server_group:
                 busy_groups.add(item.server_group)
             started.append(item)
+        self._pass['in_flight'][0] = in_flight
         # The API calls return at once (nova casts the rebuild): issue them
         # side by side rather than one round trip after another.
         if started:
@@ -707,22 +845,40 @@ class Evacuator:
                    host=rec.host, instance_uuid=item.instance_uuid,
                    recovery_id=rec.id)
 
-    def _follow(self, rec):
-        items = self.journal.list_recovery_items(rec.id,
-                                                 states=['evacuating'])
-        if not items:
+    def _poll_evacuations(self, recs, now):
+        """Every nova_poll_interval, the items in flight of every open
+        recovery and the migration records of all of them: one journal
+        read and ONE Nova call however many hosts are being recovered (a
+        server is fetched only when its evacuation has ended or looks
+        stuck; polling Nova harder slows the evacuations themselves)."""
+        self._pass['migrations'] = None
+        if not recs or now - self._last_nova_poll \
+                < self.opts.nova_poll_interval:
             return
-        now = self.clock()
-        if now - self._last_nova_poll < self.opts.nova_poll_interval:
+        by_rec = {}
+        for item in self.journal.list_recovery_items(states=['evacuating']):
+            by_rec.setdefault(item.recovery_id, []).append(item)
+        recs = [r for r in recs if r.id in by_rec]
+        if not recs:
             return
         self._last_nova_poll = now
-        # One cheap call per pass (the migration records of the host); a
-        # server is fetched only when its evacuation has ended or looks
-        # stuck. Polling nova harder slows the evacuations themselves.
-        since = rec.detected_at - datetime.timedelta(seconds=2)
-        migrations = self.ops.evacuations_from(rec.host, since)
+        since = min(r.detected_at for r in recs) - datetime.timedelta(
+            seconds=2)
+        migrations = self.ops.evacuations_since(since,
+                                                {r.host for r in recs})
+        self._pass['migrations'] = {
+            r.id: (by_rec[r.id], migrations.get(r.host, {}), r.detected_at
+                   - datetime.timedelta(seconds=2)) for r in recs}
+
+    def _follow(self, rec):
+        polled = (self._pass.get('migrations') or {}).get(rec.id)
+        if polled is None:
+            return
+        items, migrations, since = polled
         for item in items:
             mig = migrations.get(item.instance_uuid)
+            if mig is not None and nova_ops.created_before(mig, since):
+                mig = None      # an earlier recovery's evacuation
             age = ((utcnow() - item.started_at).total_seconds()
                    if item.started_at else 0.0)
             if (mig is not None and age <= self.opts.evacuation_timeout
@@ -792,6 +948,102 @@ class Evacuator:
             self._retry_or_fail(rec, item, item.attempts,
                                 'evacuation still %s after %.0f s'
                                 % (mig.status, age))
+
+    # -- flapping ----------------------------------------------------------------
+    def _answers(self, host, since=None):
+        """True if every heartbeat plane of ``host`` is heard again (the
+        host runs; its nova-compute may be down) -- and, with ``since`` (a
+        wall-clock time), each plane delivered a heartbeat after it."""
+        cond = self._conditions.get(host)
+        if cond is None:
+            cond = self.classify(host)
+        if cond not in (OK, SERVICE_DOWN):
+            return False
+        if since is None:
+            return True
+        after = self.clock() - (utcnow() - since).total_seconds()
+        for plane in self.receiver.planes:
+            seen = self.receiver.last_seen(host, plane)
+            if seen is None or seen <= after:
+                return False
+        return True
+
+    @staticmethod
+    def _phase(rec):
+        if rec.fenced_at is None:
+            return 'fencing'
+        if rec.forced_down_at is None:
+            return 'fenced'
+        return 'evacuating'
+
+    def returned(self, host, recovery_id, phase):
+        """MAJOR ``FLAPPING`` alarm: ``host`` answers again on every plane
+        during (or after) its recovery ``recovery_id``. One alarm per
+        recovery (refreshed at most every ALARM_REFRESH seconds); nothing
+        is fenced again."""
+        now = self.clock()
+        last = self._steady.get(('returned', host))
+        if last is not None and last[0] == (recovery_id, phase) \
+                and now - last[1] < ALARM_REFRESH:
+            return
+        self._steady[('returned', host)] = ((recovery_id, phase), now)
+        if phase == 'fencing':
+            what = ('while it was being fenced; the power-off in flight '
+                    'decides: confirmed -> the recovery goes on, not '
+                    'confirmed -> the recovery stops. No second fence')
+        elif phase == 'recovered':
+            what = ('after it was fenced and its instances recovered: it '
+                    'was powered on (by someone, or its BMC misread the '
+                    'power state). Not fencing it again; its nova-compute '
+                    'stays forced down and disabled until an operator runs '
+                    'nova-ha host enable %s' % host)
+        else:
+            what = ('after it was powered off (confirmed), during the '
+                    '%s phase: powered on by someone, or its BMC misread '
+                    'the power state. Not fencing it again; the recovery '
+                    'goes on (nova-compute forced down and disabled)'
+                    % phase)
+        self.alarm('FLAPPING', 'MAJOR',
+                   'compute host %s answers again on every heartbeat plane '
+                   '%s' % (host, what), host=host, recovery_id=recovery_id,
+                   key='FLAPPING|%s|recovery-%s' % (host, recovery_id),
+                   extra={'phase': phase})
+
+    def _close_returned(self, rec, why):
+        """The host answers again and was never fenced in this recovery:
+        stop it (nothing was forced down or evacuated), no further fence."""
+        host = rec.host
+        if not self.journal.close_recovery(
+                rec.id, 'failed', epoch=self.epoch,
+                detail='host answered again during fencing (%s); not '
+                       'fencing it again, nothing evacuated' % why):
+            return
+        self.journal.set_host_state(host, 'OK', epoch=self.epoch,
+                                    detail='answered again during fencing')
+        self.journal.clear_alarms(host=host, type='FENCE_FAILED',
+                                  by=self.opts.name, epoch=self.epoch)
+        self.returned(host, rec.id, 'fencing')
+        LOG.warning('recovery %s of %s stopped: the host answers again and '
+                    'its %s', rec.id, host, why)
+
+    def watch_recovered(self, states, now):
+        """A RECOVERED host (fenced, instances evacuated, awaiting `host
+        enable`) heard again on every plane since it was fenced: alarm,
+        no fence; it stays forced down and disabled."""
+        for host, st in states.items():
+            if st.state != 'RECOVERED' or \
+                    self._conditions.get(host) not in (OK, SERVICE_DOWN):
+                continue
+            last = self._steady.get(('returned', host))
+            if last is not None and last[0] == (st.recovery_id,
+                                                'recovered') \
+                    and now - last[1] < ALARM_REFRESH:
+                continue
+            rec = self.journal.get_recovery(st.recovery_id) \
+                if st.recovery_id is not None else None
+            since = (rec.fenced_at or rec.finished_at) if rec else None
+            if self._answers(host, since=since):
+                self.returned(host, st.recovery_id, 'recovered')
 
     # -- operator actions ------------------------------------------------------
     def enable_host(self, host):

@@ -33,8 +33,22 @@ class NovaOps:
     def aggregates(self):
         return self.nova.aggregates.list()
 
-    def fence_service(self, host, reason):
-        """Force the host's nova-compute down and disable it (idempotent)."""
+    def fence_service(self, host, reason, service=None):
+        """Force the host's nova-compute down and disable it (idempotent).
+
+        ``service``: the host's service record from a recent list (saves
+        listing every service of the cloud for one host); its flags may be
+        stale, so both calls are made (Nova accepts them again). If Nova
+        no longer knows that id (service re-created since), the service
+        list is read again."""
+        if service is not None:
+            try:
+                self.nova.services.force_down(service.id, True)
+                self.nova.services.disable_log_reason(service.id, reason)
+                return service
+            except nova_exc.NotFound:
+                LOG.info('nova-compute service %s of %s is gone; reading '
+                         'the service list again', service.id, host)
         svc = self.compute_services().get(host)
         if svc is None:
             raise LookupError('no nova-compute service on host %r' % host)
@@ -99,6 +113,26 @@ class NovaOps:
         except nova_exc.NotFound:
             return None
 
+    def evacuations_since(self, since, hosts):
+        """{source host: {instance uuid: newest evacuation migration}}
+        for the evacuations away from any of ``hosts`` created since
+        ``since``: ONE API call for every host being recovered."""
+        hosts = set(hosts)
+        migs = self.nova.migrations.list(
+            host=None, migration_type='evacuation',
+            changes_since=since.strftime('%Y-%m-%dT%H:%M:%S'))
+        out = {}
+        for m in migs:
+            src = getattr(m, 'source_compute', None)
+            if src not in hosts or created_before(m, since):
+                continue
+            newest = out.setdefault(src, {})
+            cur = newest.get(m.instance_uuid)
+            if cur is None or (_parse_time(m.created_at), m.id) > (
+                    _parse_time(cur.created_at), cur.id):
+                newest[m.instance_uuid] = m
+        return out
+
     def evacuations_from(self, host, since):
         """{instance uuid: newest evacuation migration} for migrations
         away from `host` created since `since` (one API call)."""
@@ -122,6 +156,13 @@ def _int_or_none(value):
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def created_before(migration, since):
+    """True if the migration record was created before ``since`` (to the
+    second, as Nova's filter)."""
+    return _parse_time(migration.created_at) < since.replace(
+        tzinfo=None, microsecond=0)
 
 
 def _parse_time(value):
