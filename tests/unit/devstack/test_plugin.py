@@ -788,7 +788,7 @@ def test_start_runs_one_agent_per_compute_and_fencing_works(tmp_path):
                 pass
 
 
-def _wait_gone(pid, timeout=10):
+def _wait_gone(pid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # not our child (bash started it and exited): no waitpid; a
