@@ -429,15 +429,16 @@ def test_libvirt_node_two_planes_sal1(tmp_path):
 
 def test_fenced_hosts_of_a_multinode_devstack(tmp_path):
     (tmp_path / 'nova.conf').write_text(DEVSTACK_NOVA_CONF)
+    # names YAML would read as a number or a boolean stay names
     run_plugin(tmp_path, 'configure_nova_ha_fencing',
-               NOVA_HA_FENCED_HOSTS='ctl, sub1,sub2',
-               NOVA_HA_VBMC_BASE_PORT='17000', NOVA_HA_VBMC_USER='ops')
+               NOVA_HA_FENCED_HOSTS='ctl, sub1,0123,true',
+               NOVA_HA_VBMC_BASE_PORT='17000', NOVA_HA_VBMC_USER="o'ps")
     inv = inventory_mod.load(str(tmp_path / 'etc' /
                                  'fencing-inventory.yaml'),
-                             expected_hosts=['ctl', 'sub1', 'sub2'])
+                             expected_hosts=['ctl', 'sub1', '0123', 'true'])
     assert {e.host: (e.port, e.username) for e in inv} == {
-        'ctl': (17000, 'ops'), 'sub1': (17001, 'ops'),
-        'sub2': (17002, 'ops')}
+        'ctl': (17000, "o'ps"), 'sub1': (17001, "o'ps"),
+        '0123': (17002, "o'ps"), 'true': (17003, "o'ps")}
 
 
 @pytest.mark.parametrize('hosts', ['ok,bad/host', 'ok,-dash', 'ok,x:y'])
