@@ -485,6 +485,14 @@ def test_weigher_can_be_left_out(tmp_path):
     assert fs.enabled_filters == NOVA_FILTERS.split(',') + HA_FILTERS
 
 
+def test_short_heartbeat_key_is_refused(tmp_path):
+    proc = run_plugin(tmp_path, 'configure_nova_ha', check=False,
+                      NOVA_HA_HEARTBEAT_KEY='short-key')
+    assert proc.returncode != 0
+    assert 'NOVA_HA_HEARTBEAT_KEY is shorter than 16 bytes' in proc.stderr
+    assert 'short-key' not in proc.stderr
+
+
 def test_no_plane_is_refused(tmp_path):
     proc = run_plugin(tmp_path, 'configure_nova_ha', check=False,
                       NOVA_HA_HEARTBEAT_PLANES=' , ')
@@ -579,9 +587,21 @@ def test_phase_post_config_compute_subnode(tmp_path):
     nova_conf = tmp_path / 'nova.conf'
     nova_conf.write_text(DEVSTACK_NOVA_CONF)
     # local.conf: disable_service nova-ha-evacuator nova-ha-fencing
-    run_phase(tmp_path, 'stack', 'post-config', ENABLED_SERVICES='n-cpu',
-              DISABLED_SERVICES='nova-ha-evacuator,nova-ha-fencing',
-              NUMBER_FAKE_NOVA_COMPUTE='1', HOSTNAME='sub')
+    subnode = dict(ENABLED_SERVICES='n-cpu',
+                   DISABLED_SERVICES='nova-ha-evacuator,nova-ha-fencing',
+                   NUMBER_FAKE_NOVA_COMPUTE='1', HOSTNAME='sub')
+    # without the controller's heartbeat key its hosts would look dead
+    proc = run_plugin(tmp_path, PHASE_STUBS + 'source %s stack post-config'
+                      % _sh_quote(os.path.join(DEVSTACK, 'plugin.sh')),
+                      check=False, CALL_LOG=str(tmp_path / 'calls.log'),
+                      STACK_USER=pwd.getpwuid(os.getuid()).pw_name,
+                      **subnode)
+    assert proc.returncode != 0
+    assert 'set NOVA_HA_HEARTBEAT_KEY' in proc.stderr
+    key = 'k3y-of-the-controller-0123456789'
+    run_phase(tmp_path, 'stack', 'post-config', NOVA_HA_HEARTBEAT_KEY=key,
+              **subnode)
+    assert (tmp_path / 'etc' / 'heartbeat.key').read_text() == key + '\n'
     assert nova_conf.read_text() == DEVSTACK_NOVA_CONF
     assert not any(c.startswith('create_service_user')
                    for c in _calls(tmp_path))
