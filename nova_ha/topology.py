@@ -411,6 +411,24 @@ class Topology:
     def __contains__(self, host):
         return host in self._hosts
 
+    def location(self, host):
+        """Where ``host`` stands, for alarms and notifications.
+
+        {level: domain} for every configured level above the host (rack,
+        power_domain and availability_zone always present), plus ``sal``.
+        A domain is a str, or None when the host is in none of that level
+        or in two (a configuration conflict the filters log).
+        """
+        info = self._hosts.get(host)
+        domains = getattr(info, 'domains', None) or {}
+        out = {}
+        for level in ('rack', 'power_domain', AVAILABILITY_ZONE) + tuple(
+                lv for lv in self.levels if lv != HOST):
+            d = domains.get(level)
+            out[level] = None if d is None or d is CONFLICT else str(d)
+        out['sal'] = getattr(info, 'sal', None)
+        return out
+
     def domain(self, host, level):
         """Domain of `host` at `level`: str, None or :data:`CONFLICT`.
 

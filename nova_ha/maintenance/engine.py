@@ -40,6 +40,7 @@ from nova_ha.journal import api as journal_api
 from nova_ha.maintenance import nova as nova_mod
 from nova_ha.maintenance import notify
 from nova_ha.maintenance import policy as policy_mod
+from nova_ha import topology
 
 LOG = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ class Engine:
         # {drain id: (monotonic time, group limits)}: derived from Nova,
         # rebuilt by a new process on its first pass (never state).
         self._cache = {}
+        # (monotonic time, Topology): the same model the filters and the
+        # evacuator read from the aggregates; derived, never state.
+        self._topology = None
 
     # -- commands ------------------------------------------------------------
 
@@ -591,11 +595,29 @@ class Engine:
                 for i in blocked)
         return text
 
+    def location(self, host):
+        """The host's rack, power domain, zone and SAL (topology model),
+        or None if Nova's aggregates cannot be read now."""
+        now = time.monotonic()
+        if self._topology is None or \
+                now - self._topology[0] > self.refresh_interval:
+            try:
+                topo = topology.Topology.from_aggregates(
+                    self.nova.aggregates(),
+                    hosts=[s['host'] for s in self.nova.compute_services()],
+                    levels=topology.configured_levels())
+            except Exception as exc:   # noqa: BLE001 -- informative only
+                LOG.warning('maintenance: cannot read the topology (%s)', exc)
+                return None
+            self._topology = (now, topo)
+        return self._topology[1].location(host)
+
     def _send(self, event_type, drain, items=None):
         if items is None:
             items = self.journal.list_drain_items(drain.id)
         self.notes.send(event_type, notify.payload(
-            drain, self.journal.drain_progress(drain.id), items))
+            drain, self.journal.drain_progress(drain.id), items,
+            location=self.location(drain.host)))
 
     # -- loops ---------------------------------------------------------------
 

@@ -68,9 +68,10 @@ def item_payload(item):
             'migration_id': item.migration_id, 'dest_host': item.dest_host}
 
 
-def payload(drain, counts, items):
+def payload(drain, counts, items, location=None):
     return {
         'drain_id': drain.id, 'host': drain.host, 'state': drain.state,
+        'location': location,
         'reason': drain.reason, 'power_off': bool(drain.power_off),
         'powered_off_by_nova_ha': bool(drain.powered_off_by_nova_ha),
         'started_at': drain.started_at.isoformat() if drain.started_at

@@ -53,6 +53,9 @@ class NovaAPI:
         return [s.to_dict() for s in
                 self.client.services.list(binary='nova-compute')]
 
+    def aggregates(self):
+        return [a.to_dict() for a in self.client.aggregates.list()]
+
     def disable_service(self, service_id, reason):
         self.client.services.disable_log_reason(service_id, reason[:255])
 

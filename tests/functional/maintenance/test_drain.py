@@ -215,6 +215,9 @@ class TestDrainMixedPolicies(DrainTestCase):
         self.assertEqual({'moved': 8, 'blocked': 2, 'waiting': 0,
                           'moving': 0}, end['counts'])
         self.assertEqual(10, len(end['instances']))
+        # where the host stands, from the same topology model as the filters
+        self.assertEqual('r1', end['location']['rack'])
+        self.assertEqual('solo', end['location']['availability_zone'])
 
         # CLI: status shows it; a second start is refused clearly
         rc, out, err = self.run_cli(['status', 'host1'], eng)

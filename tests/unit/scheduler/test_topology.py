@@ -192,3 +192,24 @@ def test_host_state_cache_rebuilds_only_when_aggregates_change(caplog):
     # A configuration change drops the cache.
     cache.configure(('host', 'rack'), 'nova')
     assert cache.cached('h1') is None
+
+
+def test_location_for_alarms_and_notifications():
+    aggs = api_aggs() + [{'name': 'rack-x', 'hosts': ['h2'],
+                          'metadata': {'ha:rack': 'r9'}}]
+    topo = topology.Topology.from_aggregates(aggs, hosts=['h5'],
+                                             levels=LEVELS, default_az='nova')
+    assert topo.location('h1') == {'rack': 'r1', 'power_domain': 'pdu1',
+                                   'availability_zone': 'az1', 'sal': 1}
+    # a conflict or no domain is None, never the CONFLICT marker
+    assert topo.location('h2')['rack'] is None
+    assert topo.location('h5') == {'rack': None, 'power_domain': None,
+                                   'availability_zone': 'nova', 'sal': None}
+    assert topo.location('unknown') == {
+        'rack': None, 'power_domain': None, 'availability_zone': None,
+        'sal': None}
+    # configured extra levels are included
+    topo = topology.Topology.from_aggregates(
+        [{'name': 'row', 'hosts': ['h1'], 'metadata': {'ha:row': 'row7'}}],
+        levels=('host', 'rack', 'row', 'availability_zone'))
+    assert topo.location('h1')['row'] == 'row7'
