@@ -37,7 +37,7 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) tests
 
-unit: $(STAMP)
+unit: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
 
 functional: $(STAMP) system-deps
@@ -45,6 +45,11 @@ functional: $(STAMP) system-deps
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# etc/nova-ha.conf.sample, generated from the oslo.config.opts entry
+# points; tests/unit/test_config_sample.py fails when it is stale.
+sample-config: $(STAMP)
+	$(BIN)/oslo-config-generator --config-file etc/oslo-config-generator/nova-ha.conf
 
 constraints:
 	$(BIN)/pip freeze --exclude-editable | grep -v -i '^nova-ha' > constraints.txt.new
