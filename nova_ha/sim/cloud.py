@@ -141,6 +141,7 @@ def _stack_class(host_names):
         CAST_AS_CALL = False          # casts are asynchronous, as in a cloud
         SERVICE_REPORT_INTERVAL = 1   # computes report every second ...
         SERVICE_DOWN_TIME = 3         # ... and are down after 3 s of silence
+        SIM_TUNING = True             # harness speed-ups (novastack)
 
         def runTest(self):  # a TestCase needs one; this one runs no test
             pass

@@ -20,10 +20,37 @@ simulated cloud (``nova_ha.sim.cloud``) start Nova through
    to switch cells (seen as soon as a failed build goes to cell0). The
    cell a thread targets is kept per thread instead (see
    :func:`_per_thread_cell_targeting`).
+
+Speed (``SIM_TUNING``, used by the simulated cloud): the test harness is
+built to catch bugs, not to be fast, and on a small machine a sim that
+evacuates 100 instances spends its time in that harness rather than in
+Nova. :class:`SimTuning` keeps every Nova service real and changes only the
+harness around them and options an operator could set:
+
+- oslo.messaging's fake transport (nova's RPC in process) looks for a
+  message every 50 ms per listener; a listener is woken when a message for
+  its topic is delivered instead (each RPC hop was 25 ms on average, and
+  dozens of idle listeners woke 20 times a second);
+- oslo.db opens a new SQLite connection for every transaction of a file
+  database (NullPool, with its connect-time PRAGMAs); connections are
+  pooled instead (WAL mode, nova's per-database write lock kept), and a
+  commit does not wait for the disk (``PRAGMA synchronous = OFF``, oslo.db's
+  ``sqlite_synchronous = False``: the sim's databases are thrown away when
+  it stops);
+- the root logger at INFO (nova's harness formats every DEBUG message to
+  catch format errors, then drops it);
+- ``[api] response_validation = ignore`` (the harness validates every
+  response body against its JSON schema, nova's default only warns) and
+  ``[notifications] notification_format = unversioned`` (nova's harness
+  builds and validates every versioned notification payload though nothing
+  in the sim reads them).
 """
 
+import logging
 import os
 import sys
+import threading
+import time
 
 os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
 
@@ -77,6 +104,123 @@ def _per_thread_cell_targeting():
 
 
 _per_thread_cell_targeting()
+
+class SimTuning:
+    """Install/remove the harness speed-ups listed in the module docstring.
+
+    Engines are created as soon as nova's Database fixtures start, so
+    :meth:`install` must run before the stack's ``setUp``; :meth:`remove`
+    puts the originals back (the process may start another stack).
+    """
+
+    POLL_WAIT = 0.25   # a listener re-checks its queues at least this often
+
+    def __init__(self):
+        self._undo = []
+
+    def install(self):
+        self._pool_sqlite()
+        self._event_driven_fake_rpc()
+        return self
+
+    def remove(self):
+        while self._undo:
+            obj, name, value = self._undo.pop()
+            setattr(obj, name, value)
+
+    def _patch(self, obj, name, value):
+        self._undo.append((obj, name, getattr(obj, name)))
+        setattr(obj, name, value)
+
+    def _pool_sqlite(self):
+        from oslo_db.sqlalchemy import engines
+        from sqlalchemy import pool
+
+        original = engines._init_connection_args
+
+        def init_connection_args(url, engine_args, kw):
+            original(url, engine_args, kw)
+            if (url.get_backend_name() == 'sqlite'
+                    and engine_args.get('poolclass') is pool.NullPool):
+                engine_args['poolclass'] = pool.QueuePool
+                engine_args['pool_size'] = 5
+                engine_args['max_overflow'] = 50
+                engine_args.setdefault('connect_args', {})[
+                    'check_same_thread'] = False
+        self._patch(engines, '_init_connection_args', init_connection_args)
+
+        init_events = engines._init_events
+
+        def init_events_async_commit(engine, **kw):
+            if getattr(getattr(engine, 'dialect', None), 'name',
+                       None) == 'sqlite':
+                kw['sqlite_synchronous'] = False
+            return init_events(engine, **kw)
+        self._patch(engines, '_init_events', init_events_async_commit)
+
+    def _event_driven_fake_rpc(self):
+        from oslo_messaging._drivers import base as drv_base
+        from oslo_messaging._drivers import impl_fake
+
+        waiters = {}            # (exchange name, topic) -> {Event}
+        guard = threading.Lock()
+        deliver = impl_fake.FakeExchange.deliver_message
+
+        def deliver_message(exchange, topic, *args, **kwargs):
+            deliver(exchange, topic, *args, **kwargs)
+            with guard:
+                events = list(waiters.get((exchange.name, topic), ()))
+            for event in events:
+                event.set()
+
+        poll_wait = self.POLL_WAIT
+
+        @drv_base.batch_poll_helper
+        def poll(listener, timeout=None):
+            deadline = None if timeout is None else time.time() + timeout
+            event = listener.__dict__.get('_ha_event')
+            if event is None:
+                event = listener._ha_event = threading.Event()
+                with guard:
+                    for target in listener._targets:
+                        exchange = listener._exchange_manager.get_exchange(
+                            target.exchange)
+                        waiters.setdefault((exchange.name, target.topic),
+                                           set()).add(event)
+            while not listener._stopped.is_set():
+                event.clear()
+                for target in listener._targets:
+                    exchange = listener._exchange_manager.get_exchange(
+                        target.exchange)
+                    ctxt, message, reply_q, requeue = exchange.poll(
+                        target, listener._pool)
+                    if message is not None:
+                        return impl_fake.FakeIncomingMessage(
+                            ctxt, message, reply_q, requeue)
+                pause = poll_wait
+                if deadline is not None:
+                    pause = min(pause, deadline - time.time())
+                    if pause < 0:
+                        break
+                event.wait(pause)
+            return None
+
+        stop = impl_fake.FakeListener.stop
+
+        def listener_stop(listener):
+            stop(listener)
+            event = listener.__dict__.get('_ha_event')
+            if event is not None:
+                event.set()
+                with guard:
+                    for events in waiters.values():
+                        events.discard(event)
+
+        self._patch(impl_fake.FakeExchange, 'deliver_message',
+                    deliver_message)
+        self._patch(impl_fake.FakeListener, 'poll', poll)
+        self._patch(impl_fake.FakeListener, 'stop', listener_stop)
+
 
 # nova 34's default [filter_scheduler] enabled_filters (availability zones
 # are enforced by placement, not by a filter).
@@ -137,9 +281,26 @@ class NovaStackMixin:
     CAST_AS_CALL = True
     SERVICE_REPORT_INTERVAL = None
     SERVICE_DOWN_TIME = None
+    SIM_TUNING = False
+
+    def setUp(self):
+        if self.SIM_TUNING:
+            tuning = SimTuning().install()
+            # Cleanups run last-in first-out: this one after the stack's.
+            self.addCleanup(tuning.remove)
+        super().setUp()
+        if self.SIM_TUNING:
+            # nova's StandardLogging fixture sets the root logger to DEBUG
+            # so that every debug message is formatted (into a NullHandler)
+            # and keeps INFO and above; format only what is kept.
+            logging.getLogger().setLevel(logging.INFO)
 
     def _setup_services(self):
         self.flags(api_paste_config=api_paste_config(), group='wsgi')
+        if self.SIM_TUNING:
+            self.flags(response_validation='ignore', group='api')
+            self.flags(notification_format='unversioned',
+                       group='notifications')
         self.flags(compute_driver=self.compute_driver)
         if self.SERVICE_REPORT_INTERVAL:
             self.flags(report_interval=self.SERVICE_REPORT_INTERVAL)

@@ -294,3 +294,77 @@ def test_casts_are_asynchronous(sim):
         except Exception:
             return False
     wait_for(unforce, 15, what='forced_down lifted on %s' % host)
+
+
+# -- the sim's harness speed-ups (novastack.SimTuning) -----------------------
+
+def _sqlite_engine_facts(path):
+    import sqlalchemy as sa
+    from oslo_db.sqlalchemy import engines
+    engine = engines.create_engine('sqlite:///%s' % path)
+    try:
+        with engine.connect() as conn:
+            sync = conn.execute(sa.text('PRAGMA synchronous')).scalar()
+        return type(engine.pool).__name__, sync
+    finally:
+        engine.dispose()
+
+
+def test_sim_tuning_pools_sqlite_and_is_undone(tmp_path):
+    from nova_ha.sim import novastack
+    db = tmp_path / 'x.sqlite'
+    before = _sqlite_engine_facts(db)
+    assert before[0] == 'NullPool'          # oslo.db's choice for files
+    tuning = novastack.SimTuning().install()
+    try:
+        assert _sqlite_engine_facts(db) == ('QueuePool', 0)
+    finally:
+        tuning.remove()
+    assert _sqlite_engine_facts(db) == before
+
+
+def test_sim_tuning_wakes_a_fake_rpc_listener_on_delivery():
+    """A listener blocked in poll() gets a message as soon as it is
+    delivered, and stop() ends the wait; neither waits for POLL_WAIT."""
+    import threading
+
+    import oslo_messaging
+    from oslo_messaging._drivers import impl_fake
+
+    from nova_ha.sim import novastack
+
+    original_poll = impl_fake.FakeListener.poll
+    tuning = novastack.SimTuning()
+    tuning.POLL_WAIT = 60.0
+    tuning.install()
+    try:
+        assert impl_fake.FakeListener.poll is not original_poll
+        manager = impl_fake.FakeExchangeManager('sim-tuning-test')
+        target = oslo_messaging.Target(topic='t', server='s',
+                                       exchange='sim-tuning-test')
+        listener = impl_fake.FakeListener(manager, [target])
+        got = []
+        poller = threading.Thread(
+            target=lambda: got.extend(listener.poll(timeout=120)))
+        t0 = time.monotonic()
+        poller.start()
+        time.sleep(0.3)
+        manager.get_exchange('sim-tuning-test').deliver_message(
+            't', {}, {'method': 'ping'}, server='s')
+        poller.join(30)
+        assert not poller.is_alive(), 'delivery did not wake the listener'
+        assert [m.message for m in got] == [{'method': 'ping'}]
+        assert time.monotonic() - t0 < 30
+
+        poller = threading.Thread(target=lambda: got.extend(
+            listener.poll(timeout=120)))
+        poller.start()
+        time.sleep(0.3)
+        listener.stop()
+        poller.join(30)
+        assert not poller.is_alive(), 'stop() did not wake the listener'
+        assert len(got) == 1
+    finally:
+        tuning.remove()
+        impl_fake.FakeExchangeManager.cleanup()
+    assert impl_fake.FakeListener.poll is original_poll
