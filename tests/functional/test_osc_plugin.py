@@ -63,6 +63,21 @@ def recovered(cloud):
     """A real recovery: compute01 loses power with a server on it."""
     sim, ev = cloud
     procs.boot(sim, 'victim', host='compute01')
+
+    def monitoring():
+        """The evacuator has created its journal and sees every host."""
+        import sqlalchemy
+        j = procs.journal(ev.config_file)
+        try:
+            states = {h.host: h.state for h in j.list_host_states()}
+        except sqlalchemy.exc.OperationalError:
+            return False          # schema not created yet
+        finally:
+            j.close()
+        return sorted(states) == sorted(sim.state['hosts']) and set(
+            states.values()) == {'OK'}
+    procs.wait_for(monitoring, 60, interval=0.3,
+                   what='the evacuator to see every host OK')
     sim.inject('compute01', 'power_loss')
 
     def done():
