@@ -365,7 +365,7 @@ class Evacuator:
         self._pass = {}
         self._conditions = {}
         hosts = sorted(self.services)
-        self._note_unknown(now)
+        self._note_unknown()
         states = self.journal.host_state_map()
         seen = self.receiver.snapshot(hosts, now=now,
                                       window_for=self.window_for)
@@ -379,7 +379,7 @@ class Evacuator:
             self.advance(rec)
         self.watch_recovered(states, now)
 
-    def _note_unknown(self, now):
+    def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
         service in Nova (not yet registered, or deleted with their agent
         still running) are not nova-ha's to recover: nothing is fenced or
@@ -401,8 +401,7 @@ class Evacuator:
         or more than max_failures_in_window distinct hosts failed within
         failure_window: this evacuator is more likely cut off than that
         much of the cloud dead. ``states``: {host: HostStateBrief} of this
-        pass
-        (read from the journal when not given).
+        pass (read from the journal when not given).
         """
         g = self.conf.guard
         conds = self._conditions
