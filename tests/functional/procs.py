@@ -84,6 +84,33 @@ class Evacuator:
              config_file] + list(extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def log_file(self):
+        import configparser
+        parser = configparser.ConfigParser(strict=False,
+                                           interpolation=None)
+        parser.read(self.config_file)
+        return parser['DEFAULT']['log_file']
+
+    def wait_running(self, timeout=60):
+        """Until the daemon has started: journal upgraded, receiver bound,
+        election started (it logs 'running; heartbeats'). Tests that read
+        the journal or inject a fault must wait for this first."""
+        log = self.log_file()
+
+        def running():
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                raise AssertionError('evacuator exited %s: %s'
+                                     % (self.proc.returncode, err[-2000:]))
+            try:
+                with open(log) as f:
+                    return 'running; heartbeats' in f.read()
+            except OSError:
+                return False
+        wait_for(running, timeout, interval=0.1,
+                 what='evacuator %s running' % self.config_file)
+        return self
+
     def nova_ha(self, *args, timeout=60):
         """``nova-ha --config-file <this evacuator's config> ARGS``."""
         return run('nova_ha.cmd.cli', '--config-file', self.config_file,

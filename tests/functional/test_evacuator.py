@@ -20,6 +20,7 @@ def cloud(tmp_path):
                     watchdog_restart_delay=4)
     ev = procs.Evacuator(sim.state['evacuator_configs'][0])
     try:
+        ev.wait_running()
         yield sim, ev
     finally:
         out, err = ev.stop()

@@ -34,6 +34,7 @@ def test_more_than_half_the_hosts_down_holds_fencing(tmp_path):
     os.chmod(conf, 0o600)
     ev = procs.Evacuator(str(conf))
     try:
+        ev.wait_running()
         victims = ['compute01', 'compute02', 'compute03', 'compute04']
         procs.boot(sim, 'vm', count=1, host='compute03')
         for host in victims:

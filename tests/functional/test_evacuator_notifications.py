@@ -69,6 +69,7 @@ def test_alarms_and_steps_reach_rabbitmq(tmp_path):
     ev = procs.Evacuator(str(path))
     got = {}
     try:
+        ev.wait_running()
         procs.boot(sim, 'vm', count=1, host='compute02')
         sim.inject('compute02', 'power_loss')
         want = {'nova_ha.alarm.host_down', 'nova_ha.recovery.detected',
