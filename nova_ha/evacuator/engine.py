@@ -133,6 +133,7 @@ class Evacuator:
         self._unknown = set()          # heard from, not in Nova's list
         self._domains = None           # {level: {domain: [hosts]}}
         self._domains_of = None        # the hosts _domains was made of
+        self._windows = {}             # host -> confirmation window
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -168,6 +169,7 @@ class Evacuator:
             self.ops.aggregates(), hosts=sorted(self.services),
             levels=topology_mod.configured_levels(self.conf))
         self._domains = None
+        self._windows = {}
         self._hosts_read_at = now
 
     def sal_of(self, host):
@@ -175,10 +177,16 @@ class Evacuator:
         return getattr(info, 'sal', None)
 
     def window_for(self, host):
-        sal = self.sal_of(host)
-        return {1: self.opts.sal1_confirmation_window,
+        """The host's confirmation window (its SAL's), kept until the
+        next topology read: asked for every host twice a pass."""
+        window = self._windows.get(host)
+        if window is None:
+            sal = self.sal_of(host)
+            window = self._windows[host] = {
+                1: self.opts.sal1_confirmation_window,
                 2: self.opts.sal2_confirmation_window}.get(
                     sal, self.opts.sal3_confirmation_window)
+        return window
 
     def location(self, host):
         info = self.topology.host(host) if self.topology else None
