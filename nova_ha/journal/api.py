@@ -362,6 +362,38 @@ T_ALARM = models.Alarm.__table__
 T_DRAIN = models.Drain.__table__
 T_DITEM = models.DrainItem.__table__
 
+# --- per-instance work items ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _ItemKind:
+    """Recovery items and drain items are one shape: rows per instance under
+    a parent (recovery / drain), moved between states by compare-and-set,
+    with a unique "active" column (evacuating_uuid / moving_uuid) that keeps
+    one instance from being moved twice at once."""
+    label: str              # 'recovery item' / 'drain item'
+    parent_label: str       # 'recovery' / 'drain'
+    states: tuple
+    initial: tuple          # states an item may be added in (first: default)
+    active: str             # the state that holds the active column
+    active_uuid: str        # the unique column set while active
+    finished: tuple         # states that set finished_at
+    inputs: tuple           # fields accepted by add
+    fields: tuple           # fields accepted by transition / update
+
+    @property
+    def table(self):
+        return T_ITEM if self.parent_label == 'recovery' else T_DITEM
+
+    @property
+    def parent(self):
+        return T_REC if self.parent_label == 'recovery' else T_DRAIN
+
+    @property
+    def parent_key(self):
+        return self.table.c[self.parent_label + '_id']
+
+
 # --- engine ------------------------------------------------------------------
 
 
@@ -958,42 +990,99 @@ class Journal:
 
     # -- recovery items ------------------------------------------------------
 
-    _ITEM_INPUT = ('instance_uuid', 'name', 'server_group', 'sal',
-                   'priority', 'state', 'source_host', 'last_error')
+    _ITEMS = _ItemKind(
+        'recovery item', 'recovery', ITEM_STATES, ('pending', 'skipped'),
+        'evacuating', 'evacuating_uuid', ITEM_FINISHED,
+        inputs=('instance_uuid', 'name', 'server_group', 'sal', 'priority',
+                'state', 'source_host', 'last_error'),
+        fields=('migration_id', 'dest_host', 'source_host', 'last_error'))
 
     def add_recovery_items(self, recovery_id, items, at=None, epoch=None):
+        def row(item, state):
+            return dict(item, priority=item.get('priority') or 0)
+        return self._add_items(self._ITEMS, recovery_id, items, row, at,
+                               epoch)
+
+    def _add_items(self, kind, parent_id, items, make_row, at, epoch):
+        """Insert items under a parent; an instance already listed is left
+        as it is (idempotent). Returns how many were inserted."""
         at = _utc(at)
         rows = []
         for item in items:
             item = dict(item)
-            unknown = set(item) - set(self._ITEM_INPUT)
+            unknown = set(item) - set(kind.inputs)
             if unknown:
-                raise ValueError('journal: unknown recovery item field(s) '
-                                 '%s' % ', '.join(sorted(unknown)))
+                raise ValueError('journal: unknown %s field(s) %s'
+                                 % (kind.label, ', '.join(sorted(unknown))))
             if not item.get('instance_uuid'):
-                raise ValueError('journal: recovery item without '
-                                 'instance_uuid: %r' % (item,))
-            state = _check('recovery item state',
-                           item.pop('state', None) or 'pending',
-                           ('pending', 'skipped'))
-            rows.append(dict(
-                item, recovery_id=recovery_id, state=state,
-                priority=item.get('priority') or 0, attempts=0,
-                updated_at=at,
-                finished_at=at if state == 'skipped' else None))
+                raise ValueError('journal: %s without instance_uuid: %r'
+                                 % (kind.label, item))
+            state = _check(kind.label + ' state', item.pop('state', None)
+                           or kind.initial[0], kind.initial)
+            row = make_row(item, state)
+            row.update({kind.parent_key.name: parent_id, 'state': state,
+                        'attempts': 0, 'updated_at': at,
+                        'finished_at': at if state in kind.finished
+                        else None})
+            rows.append(row)
 
         def fn(conn):
             self._guard(conn, epoch)
-            host = conn.execute(sa.select(T_REC.c.host).where(
-                T_REC.c.id == recovery_id)).scalar()
+            host = conn.execute(sa.select(kind.parent.c.host).where(
+                kind.parent.c.id == parent_id)).scalar()
             if host is None:
-                raise NotFound('journal: no recovery %s' % recovery_id)
+                raise NotFound('journal: no %s %s'
+                               % (kind.parent_label, parent_id))
             n = 0
             for row in rows:
                 row.setdefault('source_host', host)
-                n += _insert_ignore(conn, T_ITEM, row)
+                n += _insert_ignore(conn, kind.table, row)
             return n
         return self._run(fn)
+
+    def _transition(self, kind, parent_id, instance_uuid, from_states,
+                    to_state, at, epoch, fields, caller):
+        """Compare-and-set an item from one of ``from_states`` to
+        ``to_state``; False if it was not in them (or the instance is
+        already active in another item)."""
+        from_states = _states(kind.label + ' state', from_states,
+                              kind.states)
+        _check(kind.label + ' state', to_state, kind.states)
+        bad = set(fields) - set(kind.fields)
+        if bad:
+            raise TypeError('journal: %s: unknown field(s) %s'
+                            % (caller, ', '.join(sorted(bad))))
+        at = _utc(at)
+        table = kind.table
+        values = dict(fields, state=to_state, updated_at=at)
+        if to_state == kind.active:
+            values.update({
+                'attempts': table.c.attempts + 1,
+                kind.active_uuid: instance_uuid,
+                'started_at': sa.func.coalesce(table.c.started_at, _lit(at)),
+                'finished_at': None})
+        else:
+            values[kind.active_uuid] = None
+            values['finished_at'] = at if to_state in kind.finished else None
+        where = (kind.parent_key == parent_id,
+                 table.c.instance_uuid == instance_uuid,
+                 table.c.state.in_(from_states))
+        return self._cas(table, where, values, epoch)
+
+    def _update_item(self, kind, parent_id, instance_uuid, state, at, epoch,
+                     fields, caller):
+        """Record fields on an item still in ``state`` (no state change)."""
+        _check(kind.label + ' state', state, kind.states)
+        bad = set(fields) - set(kind.fields)
+        if bad or not fields:
+            raise TypeError('journal: %s: unknown or no field(s) %s'
+                            % (caller, ', '.join(sorted(bad))))
+        table = kind.table
+        where = (kind.parent_key == parent_id,
+                 table.c.instance_uuid == instance_uuid,
+                 table.c.state == state)
+        return self._cas(table, where, dict(fields, updated_at=_utc(at)),
+                         epoch)
 
     @staticmethod
     def _item_order(table):
@@ -1018,48 +1107,19 @@ class Journal:
                                   T_ITEM.c.instance_uuid == instance_uuid)
         ).first()))
 
-    _ITEM_FIELDS = ('migration_id', 'dest_host', 'source_host', 'last_error')
-
     def transition_item(self, recovery_id, instance_uuid, from_states,
                         to_state, at=None, epoch=None, **fields):
-        from_states = _states('recovery item state', from_states,
-                              ITEM_STATES)
-        _check('recovery item state', to_state, ITEM_STATES)
-        bad = set(fields) - set(self._ITEM_FIELDS)
-        if bad:
-            raise TypeError('journal: transition_item: unknown field(s) %s'
-                            % ', '.join(sorted(bad)))
-        at = _utc(at)
-        values = dict(fields, state=to_state, updated_at=at)
-        if to_state == 'evacuating':
-            values.update(attempts=T_ITEM.c.attempts + 1,
-                          evacuating_uuid=instance_uuid,
-                          started_at=sa.func.coalesce(T_ITEM.c.started_at,
-                                                      _lit(at)),
-                          finished_at=None)
-        else:
-            values['evacuating_uuid'] = None
-            values['finished_at'] = at if to_state in ITEM_FINISHED else None
-        where = (T_ITEM.c.recovery_id == recovery_id,
-                 T_ITEM.c.instance_uuid == instance_uuid,
-                 T_ITEM.c.state.in_(from_states))
-        return self._cas(T_ITEM, where, values, epoch)
+        return self._transition(self._ITEMS, recovery_id, instance_uuid,
+                                from_states, to_state, at, epoch, fields,
+                                'transition_item')
 
     def update_item(self, recovery_id, instance_uuid, state, at=None,
                     epoch=None, **fields):
         """Record fields (e.g. the migration id once Nova answered) on an
         item that is still in ``state``; no state change, attempts kept.
         Returns False if the item is no longer in ``state``."""
-        _check('recovery item state', state, ITEM_STATES)
-        bad = set(fields) - set(self._ITEM_FIELDS)
-        if bad or not fields:
-            raise TypeError('journal: update_item: unknown or no field(s) '
-                            '%s' % ', '.join(sorted(bad)))
-        where = (T_ITEM.c.recovery_id == recovery_id,
-                 T_ITEM.c.instance_uuid == instance_uuid,
-                 T_ITEM.c.state == state)
-        return self._cas(T_ITEM, where, dict(fields, updated_at=_utc(at)),
-                         epoch)
+        return self._update_item(self._ITEMS, recovery_id, instance_uuid,
+                                 state, at, epoch, fields, 'update_item')
 
     def _cas(self, table, where, values, epoch):
         def fn(conn):
@@ -1075,16 +1135,24 @@ class Journal:
 
     def count_items(self, states=('evacuating',), server_group=None,
                     recovery_id=None, open_only=True):
-        q = sa.select(sa.func.count()).select_from(T_ITEM).where(
-            T_ITEM.c.state.in_(_states('recovery item state', states,
-                                       ITEM_STATES)))
+        return self._count_items(self._ITEMS, states, server_group,
+                                 recovery_id, ('open',) if open_only
+                                 else None)
+
+    def _count_items(self, kind, states, server_group, parent_id,
+                     parent_states):
+        table = kind.table
+        q = sa.select(sa.func.count()).select_from(table).where(
+            table.c.state.in_(_states(kind.label + ' state', states,
+                                      kind.states)))
         if server_group is not None:
-            q = q.where(T_ITEM.c.server_group == server_group)
-        if recovery_id is not None:
-            q = q.where(T_ITEM.c.recovery_id == recovery_id)
-        if open_only:
-            q = q.where(T_ITEM.c.recovery_id.in_(
-                sa.select(T_REC.c.id).where(T_REC.c.state == 'open')))
+            q = q.where(table.c.server_group == server_group)
+        if parent_id is not None:
+            q = q.where(kind.parent_key == parent_id)
+        if parent_states is not None:
+            q = q.where(kind.parent_key.in_(
+                sa.select(kind.parent.c.id).where(
+                    kind.parent.c.state.in_(parent_states))))
         return self._read(lambda conn: conn.execute(q).scalar())
 
     # -- alarms --------------------------------------------------------------
@@ -1255,42 +1323,19 @@ class Journal:
         where = (T_DRAIN.c.id == drain_id, T_DRAIN.c.state.in_(from_states))
         return self._cas(T_DRAIN, where, values, epoch)
 
-    _DITEM_INPUT = ('instance_uuid', 'name', 'server_group', 'method',
-                    'state', 'reason', 'source_host')
+    _DITEMS = _ItemKind(
+        'drain item', 'drain', DRAIN_ITEM_STATES, ('waiting', 'blocked'),
+        'moving', 'moving_uuid', ('moved', 'blocked'),
+        inputs=('instance_uuid', 'name', 'server_group', 'method', 'state',
+                'reason', 'source_host'),
+        fields=('method', 'reason', 'migration_id', 'dest_host'))
 
     def add_drain_items(self, drain_id, items, at=None, epoch=None):
-        at = _utc(at)
-        rows = []
-        for item in items:
-            item = dict(item)
-            unknown = set(item) - set(self._DITEM_INPUT)
-            if unknown:
-                raise ValueError('journal: unknown drain item field(s) %s'
-                                 % ', '.join(sorted(unknown)))
-            if not item.get('instance_uuid'):
-                raise ValueError('journal: drain item without '
-                                 'instance_uuid: %r' % (item,))
-            state = _check('drain item state',
-                           item.pop('state', None) or 'waiting',
-                           ('waiting', 'blocked'))
+        def row(item, state):
             if item.get('method') is not None:
                 _check('drain method', item['method'], DRAIN_METHODS)
-            rows.append(dict(item, drain_id=drain_id, state=state,
-                             attempts=0, updated_at=at,
-                             finished_at=at if state == 'blocked' else None))
-
-        def fn(conn):
-            self._guard(conn, epoch)
-            host = conn.execute(sa.select(T_DRAIN.c.host).where(
-                T_DRAIN.c.id == drain_id)).scalar()
-            if host is None:
-                raise NotFound('journal: no drain %s' % drain_id)
-            n = 0
-            for row in rows:
-                row.setdefault('source_host', host)
-                n += _insert_ignore(conn, T_DITEM, row)
-            return n
-        return self._run(fn)
+            return item
+        return self._add_items(self._DITEMS, drain_id, items, row, at, epoch)
 
     def list_drain_items(self, drain_id, states=None, server_group=None):
         q = T_DITEM.select().where(T_DITEM.c.drain_id == drain_id).order_by(
@@ -1302,67 +1347,29 @@ class Journal:
             q = q.where(T_DITEM.c.server_group == server_group)
         return self._read(lambda conn: _rows(DrainItem, conn.execute(q)))
 
-    _DITEM_FIELDS = ('method', 'reason', 'migration_id', 'dest_host')
-
     def transition_drain_item(self, drain_id, instance_uuid, from_states,
                               to_state, at=None, epoch=None, **fields):
-        from_states = _states('drain item state', from_states,
-                              DRAIN_ITEM_STATES)
-        _check('drain item state', to_state, DRAIN_ITEM_STATES)
-        bad = set(fields) - set(self._DITEM_FIELDS)
-        if bad:
-            raise TypeError('journal: transition_drain_item: unknown '
-                            'field(s) %s' % ', '.join(sorted(bad)))
         if fields.get('method') is not None:
             _check('drain method', fields['method'], DRAIN_METHODS)
-        at = _utc(at)
-        values = dict(fields, state=to_state, updated_at=at)
-        if to_state == 'moving':
-            values.update(attempts=T_DITEM.c.attempts + 1,
-                          moving_uuid=instance_uuid,
-                          started_at=sa.func.coalesce(T_DITEM.c.started_at,
-                                                      _lit(at)),
-                          finished_at=None)
-        else:
-            values['moving_uuid'] = None
-            values['finished_at'] = (at if to_state in ('moved', 'blocked')
-                                     else None)
-        where = (T_DITEM.c.drain_id == drain_id,
-                 T_DITEM.c.instance_uuid == instance_uuid,
-                 T_DITEM.c.state.in_(from_states))
-        return self._cas(T_DITEM, where, values, epoch)
+        return self._transition(self._DITEMS, drain_id, instance_uuid,
+                                from_states, to_state, at, epoch, fields,
+                                'transition_drain_item')
 
     def update_drain_item(self, drain_id, instance_uuid, state, at=None,
                           epoch=None, **fields):
         """Like update_item, for drain items."""
-        _check('drain item state', state, DRAIN_ITEM_STATES)
-        bad = set(fields) - set(self._DITEM_FIELDS)
-        if bad or not fields:
-            raise TypeError('journal: update_drain_item: unknown or no '
-                            'field(s) %s' % ', '.join(sorted(bad)))
         if fields.get('method') is not None:
             _check('drain method', fields['method'], DRAIN_METHODS)
-        where = (T_DITEM.c.drain_id == drain_id,
-                 T_DITEM.c.instance_uuid == instance_uuid,
-                 T_DITEM.c.state == state)
-        return self._cas(T_DITEM, where, dict(fields, updated_at=_utc(at)),
-                         epoch)
+        return self._update_item(self._DITEMS, drain_id, instance_uuid,
+                                 state, at, epoch, fields,
+                                 'update_drain_item')
 
     def count_drain_items(self, states=('moving',), server_group=None,
                           drain_id=None, active_only=True):
         """Items in ``states`` (default moving), across active drains."""
-        q = sa.select(sa.func.count()).select_from(T_DITEM).where(
-            T_DITEM.c.state.in_(_states('drain item state', states,
-                                        DRAIN_ITEM_STATES)))
-        if server_group is not None:
-            q = q.where(T_DITEM.c.server_group == server_group)
-        if drain_id is not None:
-            q = q.where(T_DITEM.c.drain_id == drain_id)
-        if active_only:
-            q = q.where(T_DITEM.c.drain_id.in_(
-                sa.select(T_DRAIN.c.id).where(
-                    T_DRAIN.c.state.in_(DRAIN_ACTIVE))))
-        return self._read(lambda conn: conn.execute(q).scalar())
+        return self._count_items(self._DITEMS, states, server_group,
+                                 drain_id, DRAIN_ACTIVE if active_only
+                                 else None)
 
     def drain_progress(self, drain_id):
         q = sa.select(T_DITEM.c.state, sa.func.count()).where(
