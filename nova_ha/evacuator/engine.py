@@ -986,14 +986,18 @@ class Evacuator:
     def returned(self, host, recovery_id, phase):
         """MAJOR ``FLAPPING`` alarm: ``host`` answers again on every plane
         during (or after) its recovery ``recovery_id``. One alarm per
-        recovery (refreshed at most every ALARM_REFRESH seconds); nothing
-        is fenced again."""
+        recovery, worded for the phase it was first seen in (a later phase,
+        or a new leader, does not rewrite it); nothing is fenced again."""
         now = self.clock()
         last = self._steady.get(('returned', host))
-        if last is not None and last[0] == (recovery_id, phase) \
+        if last is not None and last[0] == recovery_id \
                 and now - last[1] < ALARM_REFRESH:
             return
-        self._steady[('returned', host)] = ((recovery_id, phase), now)
+        self._steady[('returned', host)] = (recovery_id, now)
+        key = 'FLAPPING|%s|recovery-%s' % (host, recovery_id)
+        if any(a.key == key for a in self.journal.list_alarms(
+                host=host, types=['FLAPPING'])):
+            return
         if phase == 'fencing':
             what = ('while it was being fenced; the power-off in flight '
                     'decides: confirmed -> the recovery goes on, not '
@@ -1013,8 +1017,7 @@ class Evacuator:
         self.alarm('FLAPPING', 'MAJOR',
                    'compute host %s answers again on every heartbeat plane '
                    '%s' % (host, what), host=host, recovery_id=recovery_id,
-                   key='FLAPPING|%s|recovery-%s' % (host, recovery_id),
-                   extra={'phase': phase})
+                   key=key, extra={'phase': phase})
 
     def _close_returned(self, rec, why):
         """The host answers again and was never fenced in this recovery:
@@ -1042,8 +1045,7 @@ class Evacuator:
                     self._conditions.get(host) not in (OK, SERVICE_DOWN):
                 continue
             last = self._steady.get(('returned', host))
-            if last is not None and last[0] == (st.recovery_id,
-                                                'recovered') \
+            if last is not None and last[0] == st.recovery_id \
                     and now - last[1] < ALARM_REFRESH:
                 continue
             rec = self.journal.get_recovery(st.recovery_id) \

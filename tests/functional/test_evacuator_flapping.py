@@ -9,6 +9,7 @@ from the sim's per-host agents, the evacuator as its own process.
 
 import pytest
 
+from nova_ha.sim import client as sim_client
 from tests.functional import procs
 from tests.functional.test_evacuator import alarms
 from tests.functional.test_evacuator import compute_service
@@ -41,14 +42,20 @@ def journal_view(ev, host):
 def test_host_powered_on_during_recovery_is_not_fenced_twice(cloud):
     sim, ev = cloud
     victim = 'compute02'
-    procs.boot(sim, 'vm', count=4, host=victim)
+    procs.boot(sim, 'vm', count=6, host=victim)
 
     sim.inject(victim, 'power_loss')
     # Fenced (power-off confirmed): now someone powers it back on while
-    # its instances are being evacuated.
-    procs.wait_for(lambda: 'fenced' in journal_view(ev, victim)[1], 60,
-                   interval=0.05, what='%s fenced' % victim)
-    sim.heal(victim)
+    # its instances are being evacuated (straight through the control API,
+    # as the BMC would).
+    j = procs.journal(ev.config_file)
+    try:
+        procs.wait_for(lambda: any(
+            r.fenced_at for r in j.list_recoveries(host=victim)), 60,
+            interval=0.02, what='%s fenced' % victim)
+    finally:
+        j.close()
+    sim_client.control(sim.state, 'DELETE', '/hosts/%s/faults' % victim)
     assert sim.host(victim)['power'] == 'on'
 
     rec, timeline, items = wait_recovered(ev, victim, timeout=120)

@@ -211,6 +211,14 @@ def test_back_while_fence_in_flight_then_fence_confirms(cloud):
     assert cloud.fencer.calls == ['c1']
     assert cloud.ops.count('fence_service') == 1
     assert len(cloud.flapping('c1')) == 1
+    # Powered on again once recovered: still that one alarm of the
+    # recovery, worded for the phase it was first seen in; no fence.
+    for _ in range(3):
+        cloud.tick(0.3, beat=HOSTS)
+    (alarm,) = cloud.flapping('c1')
+    assert 'being fenced' in alarm.message and alarm.cleared_at is None
+    assert cloud.fencer.calls == ['c1']
+    assert cloud.journal.get_host_state('c1').state == 'RECOVERED'
 
 
 def test_back_after_failed_fence_stops_without_second_fence(cloud):
