@@ -29,7 +29,8 @@ back on (nova-compute starts with an empty hypervisor, as after a reboot);
 otherwise a stopped nova-compute restarts with its instances.
 
 Heartbeats per plane: each host answers ``plane_up(plane)`` and
-``process_states()``; the heartbeat agents the sim runs per host read them
+``process_states()``; the heartbeat agents the sim runs per host (in a child
+process, :mod:`nova_ha.sim.agents`) are told every change
 (``SimCloud.add_host_listener`` is the seam for anything else that needs to
 react to a change).
 """
@@ -250,22 +251,27 @@ class SimCloud:
         return self
 
     def _start_agents(self):
-        from nova_ha.heartbeat import agent as hb_agent
+        """One heartbeat agent per host, in a child process (see
+        nova_ha.sim.agents: a thread here would stall with Nova)."""
+        from nova_ha.sim import agents as sim_agents
         targets = {plane: [listen[plane] for listen in self.evacuator_listen]
                    for plane in PLANES}
-        self.agents = hb_agent.AgentGroup()
+        hosts = {}
         for host in self.hosts.values():
             # SAL1 hosts beat every 100 ms so that a 0.45 s window (four
             # missed beats) confirms their failure; others every 200 ms.
             interval = (min(0.1, self.heartbeat_interval)
                         if host.topology.get('sal') == 1
                         else self.heartbeat_interval)
-            self.agents.add(hb_agent.Agent(
-                host.name, targets, self.heartbeat_key,
-                interval=interval,
-                plane_enabled=host.plane_up,
-                process_states=host.process_states))
-        self.agents.start()
+            hosts[host.name] = dict(self._agent_view(host),
+                                    interval=interval)
+        self.agents = sim_agents.AgentProcess(self.heartbeat_key, targets,
+                                              hosts)
+
+    @staticmethod
+    def _agent_view(host):
+        return {'planes': {p: host.plane_up(p) for p in PLANES},
+                'processes': host.process_states()}
 
     def stop(self):
         if self.agents is not None:
@@ -420,6 +426,8 @@ class SimCloud:
         self._listeners.append(callback)
 
     def _changed(self, host):
+        if self.agents is not None:
+            self.agents.update(host.name, **self._agent_view(host))
         for cb in self._listeners:
             try:
                 cb(host)

@@ -368,3 +368,50 @@ def test_sim_tuning_wakes_a_fake_rpc_listener_on_delivery():
         tuning.remove()
         impl_fake.FakeExchangeManager.cleanup()
     assert impl_fake.FakeListener.poll is original_poll
+
+
+def test_agent_process_beats_per_plane_and_follows_updates():
+    """The sim's heartbeat agents (a child process) send on every enabled
+    plane, stop a plane the sim cuts, and exit when the sim closes them."""
+    from nova_ha.sim import agents as sim_agents
+
+    socks = {}
+    for plane in ('management', 'storage'):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(('127.0.0.1', 0))
+        s.settimeout(0.05)
+        socks[plane] = s
+
+    def received(plane, seconds):
+        n, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                socks[plane].recv(2048)
+                n += 1
+            except socket.timeout:
+                pass
+        return n
+
+    up = {'management': True, 'storage': True}
+    proc = sim_agents.AgentProcess(
+        'ab' * 32, {p: [s.getsockname()] for p, s in socks.items()},
+        {'compute01': {'interval': 0.05, 'planes': up,
+                       'processes': {'nova-compute': 'running'}}})
+    try:
+        assert received('management', 1.0) >= 3
+        assert received('storage', 0.3) >= 3
+        proc.update('compute01', {'management': False, 'storage': True},
+                    {'nova-compute': 'running'})
+        time.sleep(0.3)
+        while True:                     # what was queued before the cut
+            try:
+                socks['management'].recv(2048)
+            except socket.timeout:
+                break
+        assert received('management', 1.0) == 0
+        assert received('storage', 0.5) >= 3
+    finally:
+        proc.close()
+        for s in socks.values():
+            s.close()
+    assert proc._proc.returncode == 0
