@@ -554,8 +554,12 @@ class Evacuator:
             self.journal.set_host_state(host, 'HOST_DOWN',
                                         recovery_id=rec.id, epoch=self.epoch)
             if created:
-                # open_recovery recorded the 'detected' step itself.
+                # open_recovery recorded the 'detected' step itself; the
+                # last heartbeat is when the host failed, what downtime
+                # (nova-ha report) is measured from.
                 last = self.failure_time(host, now)
+                self.journal.record_step(rec.id, 'last_heartbeat', at=last,
+                                         epoch=self.epoch)
                 self.notify_step(rec.id, 'detected', host=host,
                                  detail='last heartbeat %s' % last.isoformat(),
                                  duration=max(0.0, (

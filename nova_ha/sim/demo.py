@@ -223,7 +223,8 @@ def run(hosts=8, racks=4):
             names = {s.id: s.name for s in nova.servers.list()}
             for entry in journal.timeline(rec.id):
                 step, _, uuid = entry.step.partition(':')
-                label = {'detected': 'HOST_DOWN confirmed (all planes '
+                label = {'last_heartbeat': 'last heartbeat received',
+                         'detected': 'HOST_DOWN confirmed (all planes '
                                      'silent)',
                          'fenced': 'fenced: power read off via IPMI',
                          'forced_down': 'nova-compute forced down + '

@@ -62,8 +62,14 @@ def test_demo_recovers_and_reports(tmp_path):
     assert float(cell['TTR']) == pytest.approx(active - detected, abs=0.003)
     assert float(cell['FENCING']) == pytest.approx(fenced - detected,
                                                    abs=0.003)
-    # no last-heartbeat time in the journal yet: downtime = TTR
-    assert cell['DOWNTIME'] == cell['TTR']
+    # Downtime runs from the last heartbeat the evacuator received, which
+    # the timeline shows too: downtime = TTR + detection.
+    last = float(re.search(r'([+-]\d+\.\d+) s  last heartbeat received',
+                           out).group(1))
+    assert last < detected
+    assert float(cell['DOWNTIME']) == pytest.approx(active - last, abs=0.003)
+    assert float(cell['DETECTION']) == pytest.approx(detected - last,
+                                                     abs=0.003)
 
     # The chart, kept after the demo in its state dir's report/.
     m = re.search(r'recovery timeline chart \(kept after the demo\): (\S+)',
