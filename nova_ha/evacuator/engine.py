@@ -111,6 +111,10 @@ class Evacuator:
         self.topology = None
         self.services = {}
         self._hosts_read_at = None
+        self._refresh = None          # Future of a background host read
+        self._refresh_started = None
+        self._refresh_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='nova-hosts')
         self._fencing = {}            # host -> Future
         self._listed = set()          # recovery ids whose items are listed
         self._last_nova_poll = 0.0
@@ -154,23 +158,50 @@ class Evacuator:
         return self
 
     def stop(self):
+        self._refresh_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._api_pool.shutdown(wait=True, cancel_futures=True)
 
     # -- hosts and topology ------------------------------------------------
     def refresh_hosts(self, force=False):
+        """Nova's compute services and aggregates (the topology).
+
+        ``force`` (start-up, the self-check before fencing): read now.
+        Otherwise every ``host_refresh_interval``, in the background: a
+        slow Nova API must never delay detection, so the reconcile pass
+        keeps the last view until the new one has arrived.
+        """
         now = self.clock()
-        if (not force and self._hosts_read_at is not None
-                and now - self._hosts_read_at
-                < self.opts.host_refresh_interval):
+        pending = self._refresh
+        if pending is not None and pending.done():
+            self._refresh = None
+            try:
+                self._apply_hosts(*pending.result())
+            except Exception as exc:   # noqa: BLE001 -- keep the last view
+                LOG.warning('cannot refresh the compute hosts from Nova '
+                            '(%s); keeping the view of %.0f s ago', exc,
+                            now - self._hosts_read_at)
+        if force or self._hosts_read_at is None:
+            self._apply_hosts(*self._read_hosts())
             return
-        self.services = self.ops.compute_services()
+        last = max(self._hosts_read_at, self._refresh_started or 0.0)
+        if self._refresh is None and \
+                now - last >= self.opts.host_refresh_interval:
+            self._refresh_started = now
+            self._refresh = self._refresh_pool.submit(self._read_hosts)
+
+    def _read_hosts(self):
+        at = self.clock()
+        return self.ops.compute_services(), self.ops.aggregates(), at
+
+    def _apply_hosts(self, services, aggregates, at):
+        self.services = services
         self.topology = topology_mod.Topology.from_aggregates(
-            self.ops.aggregates(), hosts=sorted(self.services),
+            aggregates, hosts=sorted(services),
             levels=topology_mod.configured_levels(self.conf))
         self._domains = None
         self._windows = {}
-        self._hosts_read_at = now
+        self._hosts_read_at = at
 
     def sal_of(self, host):
         info = self.topology.host(host) if self.topology else None
