@@ -203,3 +203,43 @@ def test_plane_status_health_and_bug_resilience(recv):
     assert not recv.healthy()
     a.close()
     b.close()
+
+
+def test_queued_heartbeats_count_before_deadlines_after_a_stall():
+    """A stall of the receiver thread (GIL, GC, a loaded machine) longer
+    than the window must not make hosts whose heartbeats are waiting in the
+    socket buffer look silent: the thread takes the queued packets before
+    it judges any deadline."""
+    now = [100.0]
+    r = hb_receiver.HeartbeatReceiver(
+        {p: [('127.0.0.1', 0)] for p in PLANES}, protocol.Keyring(KEY),
+        max_clock_skew=2.0, default_window=0.6, clock=lambda: now[0])
+    r.bind()
+    import selectors
+    sel = selectors.DefaultSelector()
+    for s, plane in r._socks:
+        sel.register(s, selectors.EVENT_READ, plane)
+    events = []
+    r.subscribe(events.append)
+    a = hb_agent.Agent('cmp9', r.addresses, protocol.Keyring(KEY),
+                       interval=0.2)
+    try:
+        a.beat()
+        assert wait(lambda: (r._step(sel), r.heartbeat_state('cmp9'))[1]
+                    == 'ALIVE', 5)
+        # The thread "stalls" past the window while the host keeps beating.
+        now[0] += 1.0
+        a.beat()
+        time.sleep(0.1)             # the datagrams are in the kernel
+        r._step(sel)
+        assert [e.kind for e in events if e.kind == 'silent'] == []
+        assert r.heartbeat_state('cmp9') == 'ALIVE'
+        # ... and a host that really went quiet is still found silent.
+        now[0] += 1.0
+        r._step(sel)
+        assert {e.plane for e in events if e.kind == 'silent'} == \
+            set(PLANES)
+    finally:
+        a.close()
+        sel.close()
+        r.stop()
