@@ -865,11 +865,35 @@ class Evacuator:
             except Exception as exc:
                 LOG.warning('evacuate %s (%s) refused: %s', item.name,
                             item.instance_uuid, exc)
-                self._retry_or_fail(rec, item, attempt, str(exc))
+                if not self._already_moved(rec, item):
+                    self._retry_or_fail(rec, item, attempt, str(exc))
                 continue
             self.step(rec.id, 'evacuate:%s%s' % (
                 item.instance_uuid, '#%d' % attempt if attempt > 1 else ''),
                 detail=item.name)
+
+    def _already_moved(self, rec, item):
+        """Nova refused an evacuation: if the instance runs elsewhere
+        already (an earlier attempt that finished after we gave up on it
+        -- Nova refuses with "Compute service of DEST is still in use"),
+        the item is done, not failed."""
+        try:
+            server = self.ops.server(item.instance_uuid)
+        except Exception:    # noqa: BLE001 -- judged on the next attempt
+            return False
+        host_now = getattr(server, 'OS-EXT-SRV-ATTR:host', None) \
+            if server is not None else None
+        if (host_now is None or host_now == rec.host
+                or server.status == 'ERROR'
+                or getattr(server, 'OS-EXT-STS:task_state', None)):
+            return False
+        if self.journal.transition_item(
+                rec.id, item.instance_uuid, ('evacuating',), 'done',
+                dest_host=host_now, epoch=self.epoch):
+            self.step(rec.id, 'active:%s' % item.instance_uuid,
+                      detail='%s on %s (%s; moved by an earlier attempt)'
+                      % (item.name, host_now, server.status))
+        return True
 
     def _retry_or_fail(self, rec, item, attempt, error):
         if attempt < self.opts.max_evacuation_attempts:

@@ -1,0 +1,72 @@
+"""An evacuation Nova refuses because an earlier attempt already moved the
+instance (it finished after the evacuator had given up on it) ends the
+item as done, not as a failure after more refused retries."""
+
+import types
+
+import pytest
+
+from tests.unit.evacuator import test_flapping as harness
+
+
+class MovedOps(harness.Ops):
+    """u1 already runs on c3: Nova refuses to evacuate it from c1."""
+
+    def __init__(self, moved_to, status='ACTIVE', task_state=None):
+        super().__init__(harness.HOSTS, {'c1': ['u1']})
+        self.moved_to = moved_to
+        self.status = status
+        self.task_state = task_state
+
+    def evacuate(self, uuid):
+        self.calls.append(('evacuate', uuid))
+        raise RuntimeError('Compute service of %s is still in use. '
+                           '(HTTP 400)' % self.moved_to)
+
+    def server(self, uuid):
+        return types.SimpleNamespace(**{
+            'id': uuid, 'status': self.status,
+            'OS-EXT-SRV-ATTR:host': self.moved_to,
+            'OS-EXT-STS:task_state': self.task_state})
+
+
+def recover(tmp_path, ops):
+    cloud = harness.Cloud(tmp_path)
+    cloud.ev.ops = cloud.ops = ops
+    rec = cloud.down('c1')
+    cloud.settle_fence('c1')
+    for _ in range(12):
+        cloud.tick(0.3, beat=harness.others('c1'))
+        cloud.settle_fence('c1')
+    return cloud, rec
+
+
+def test_refused_because_already_moved_is_done(tmp_path):
+    cloud, rec = recover(tmp_path, MovedOps('c3'))
+    try:
+        (item,) = cloud.journal.list_recovery_items(rec.id)
+        assert (item.state, item.dest_host) == ('done', 'c3'), item
+        assert cloud.ops.count('evacuate') == 1
+        assert not cloud.journal.list_alarms(types=['EVACUATION_FAILED'])
+        steps = [t.step for t in cloud.journal.timeline(rec.id)]
+        assert 'active:u1' in steps
+    finally:
+        cloud.close()
+
+
+@pytest.mark.parametrize('moved_to,status,task_state', [
+    ('c1', 'ACTIVE', None),          # still on the failed host
+    ('c3', 'ERROR', None),           # elsewhere, but broken
+    ('c3', 'REBUILD', 'rebuilding'),  # still being rebuilt
+])
+def test_other_refusals_are_retried_then_fail(tmp_path, moved_to, status,
+                                              task_state):
+    cloud, rec = recover(tmp_path, MovedOps(moved_to, status, task_state))
+    try:
+        (item,) = cloud.journal.list_recovery_items(rec.id)
+        assert item.state == 'error', item
+        assert cloud.ops.count('evacuate') == \
+            cloud.ev.opts.max_evacuation_attempts
+        assert cloud.journal.list_alarms(types=['EVACUATION_FAILED'])
+    finally:
+        cloud.close()
