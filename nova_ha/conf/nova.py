@@ -28,8 +28,14 @@ OPTS = [
 
 
 def register_opts(conf):
-    conf.register_group(GROUP)
-    conf.register_opts(OPTS, group=GROUP)
+    # A new OptGroup for each ConfigOpts: oslo.config keeps a group's
+    # options in the OptGroup object (shallow-copied on registration), and
+    # keystoneauth registers the chosen auth plugin's options (auth_url:
+    # required) on it when the client is built -- with the module-level
+    # object, every ConfigOpts made later in the process would demand them.
+    conf.register_group(cfg.OptGroup(GROUP.name, title=GROUP.title,
+                                     help=GROUP.help))
+    conf.register_opts(OPTS, group=GROUP.name)
     ks_loading.register_session_conf_options(conf, GROUP.name)
     ks_loading.register_auth_conf_options(conf, GROUP.name)
 

@@ -172,6 +172,7 @@ import logging
 import math
 import os
 import random
+import sqlite3
 import time
 
 import sqlalchemy as sa
@@ -436,10 +437,10 @@ def create_engine(url, busy_timeout=30.0, transaction_timeout=None,
             # Let SQLAlchemy's 'begin' event (below) issue BEGIN.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute('PRAGMA journal_mode=WAL')
-                cur.execute('PRAGMA synchronous=NORMAL')
             cur.execute('PRAGMA busy_timeout=%d' % ms)
+            if not memory:
+                _sqlite_wal(cur, busy_timeout)
+                cur.execute('PRAGMA synchronous=NORMAL')
             cur.execute('PRAGMA foreign_keys=ON')
             cur.close()
 
@@ -467,6 +468,21 @@ def create_engine(url, busy_timeout=30.0, transaction_timeout=None,
             # pool's reset would roll the settings back.
             dbapi_conn.commit()
     return engine
+
+
+def _sqlite_wal(cur, busy_timeout):
+    """Switch the file to WAL. SQLite answers "database is locked" at once
+    (no busy handler) when two connections convert a new file together, as
+    two processes upgrading one journal at the same moment do: retry."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cur.execute('PRAGMA journal_mode=WAL')
+            return
+        except sqlite3.OperationalError as exc:
+            if 'locked' not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.03))
 
 
 def _timeout_statements(backend, seconds):
