@@ -55,6 +55,13 @@ def add_parser(subparsers):
                    help='target revision (default: head)')
     command('version', _version,
             'Print the schema revision of the database and the newest one.')
+    p = command('leader', _leader,
+                'Which evacuator leads: the journal\'s leadership row '
+                '(epoch = the fencing token, holder = NAME.PID, when it was '
+                'claimed and last renewed). Exit 1 if none has led yet.')
+    p.add_argument('--name', metavar='LOCK',
+                   help='leadership name (default: [coordination] '
+                        'lock_name)')
     p = command('purge', _purge,
                 'Delete closed recoveries, finished fencing attempts and '
                 'drains, cleared alarms and host state history older than '
@@ -238,6 +245,31 @@ def _version(args):
     url = _url(args)
     print('current: %s' % (migrations.current(url) or '(empty)'))
     print('head:    %s' % migrations.head())
+
+
+@_safe
+def _leader(args):
+    from nova_ha.conf import coordination as coord_conf
+    coord_conf.register_opts(cfg.CONF)
+    name = args.name or cfg.CONF.coordination.lock_name
+    j = _journal(args)
+    try:
+        lead = j.get_leadership(name)
+    finally:
+        j.close()
+    if lead is None or lead.holder is None:
+        print('no evacuator has led %r yet' % name)
+        return 1
+    age = (api.utcnow() - lead.renewed_at).total_seconds()
+    print('leadership: %s' % lead.name)
+    print('epoch:      %d' % lead.epoch)
+    print('holder:     %s' % lead.holder)
+    print('since:      %s' % lead.acquired_at.isoformat())
+    print('renewed:    %s (%.1f s ago%s)' % (
+        lead.renewed_at.isoformat(), age,
+        '' if age < 5 else '; the holder may be gone: a standby takes '
+        'over once the coordinator lock expires'))
+    return 0
 
 
 @_safe
