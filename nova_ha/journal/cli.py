@@ -24,6 +24,7 @@ by :func:`error_of`, so both command lines report them alike.
 import argparse
 import collections
 import datetime
+import functools
 import sys
 
 from oslo_config import cfg
@@ -185,19 +186,28 @@ def open_journal(args, check=True):
     return _journal(args, check=check)
 
 
+def one_line_errors(classify, prog):
+    """Decorator of a command ``func(args) -> exit code``: an error that
+    ``classify(exc, prog)`` knows becomes one line on stderr and its exit
+    code (2 configuration, 1 failure at run time), not a traceback."""
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(args):
+            try:
+                return func(args) or 0
+            except Exception as exc:
+                handled = classify(exc, prog)
+                if handled is None:
+                    raise
+                code, message = handled
+                print(message, file=sys.stderr)
+                return code
+        return wrapper
+    return decorate
+
+
 def _safe(func):
-    def wrapper(args):
-        try:
-            return func(args) or 0
-        except Exception as exc:
-            handled = error_of(exc, 'nova-ha journal')
-            if handled is None:
-                raise
-            code, message = handled
-            print(message, file=sys.stderr)
-            return code
-    wrapper.__name__ = func.__name__
-    return wrapper
+    return one_line_errors(error_of, 'nova-ha journal')(func)
 
 
 # --- queries (every front end) -----------------------------------------------

@@ -337,20 +337,7 @@ def cmd_run(args):
 def _guarded(func):
     """Configuration and connection problems -> one clear line, not a
     traceback (exit 2 for configuration, 1 for a failure at run time)."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(args):
-        try:
-            return func(args)
-        except Exception as exc:
-            handled = error_of(exc, 'nova-ha maintenance')
-            if handled is None:
-                raise
-            code, message = handled
-            print(message, file=sys.stderr)
-            return code
-    return wrapper
+    return journal_cli.one_line_errors(error_of, 'nova-ha maintenance')(func)
 
 
 def _add_commands(parser):

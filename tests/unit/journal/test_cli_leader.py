@@ -12,7 +12,8 @@ def test_leader_before_and_after_a_claim(tmp_path, capsys):
     conf = tmp_path / 'nova-ha.conf'
     conf.write_text('[journal]\nconnection = %s\n[coordination]\n'
                     'lock_name = pair-a\n' % url)
-    argv = ['--config-file', str(conf), 'journal', 'leader']
+    argv = ['--config-file', str(conf), 'journal', 'leader',
+            '--connection', url]
     try:
         assert cli.main(argv) == 1
         assert "no evacuator has led 'pair-a' yet" in capsys.readouterr().out
