@@ -44,6 +44,10 @@ from nova_ha import topology
 
 LOG = logging.getLogger(__name__)
 
+# Seconds to wait for Nova to record why a move failed before giving the
+# bare migration status as the reason.
+REASON_WAIT = 10.0
+
 MARKER = '[nova-ha drain %d]'
 MARKER_PREFIX = '[nova-ha drain '
 TRIGGER_PREFIX = 'maintenance'
@@ -110,6 +114,9 @@ class Engine:
         # (monotonic time, Topology): the same model the filters and the
         # evacuator read from the aggregates; derived, never state.
         self._topology = None
+        # (drain, instance, migration) -> when its failure was first seen
+        # without a reason from Nova yet (a wait, never state).
+        self._reason_wait = {}
 
     # -- commands ------------------------------------------------------------
 
@@ -538,8 +545,17 @@ class Engine:
                 self._item(drain, item, 'moved', reason='deleted during '
                            'the drain')
             elif not srv.get('OS-EXT-STS:task_state'):
-                err = self.nova.action_error(item.instance_uuid, mig) or (
-                    'migration %s %s' % (mig['id'], status))
+                err = self.nova.action_error(item.instance_uuid, mig)
+                if err is None:
+                    # Nova marks the migration failed before it finishes
+                    # the action event that holds the reason (e.g. "No
+                    # valid host"): give it a few passes to record it.
+                    key = (drain.id, item.instance_uuid, mig['id'])
+                    first = self._reason_wait.setdefault(key,
+                                                         time.monotonic())
+                    if time.monotonic() - first < REASON_WAIT:
+                        return
+                    err = 'migration %s %s' % (mig['id'], status)
                 self._failed(drain, item, srv, err, mig['id'])
 
     # -- end of a drain ------------------------------------------------------
