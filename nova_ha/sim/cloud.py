@@ -38,6 +38,7 @@ react to a change).
 import json
 import logging
 import os
+import random
 import secrets
 import socket
 import sys
@@ -61,10 +62,34 @@ class SimError(Exception):
     """A request the simulated cloud refuses (bad host, fault, port...)."""
 
 
+def _ephemeral_low():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(kind=socket.SOCK_STREAM, address='127.0.0.1'):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    """A free port BELOW the kernel's ephemeral range.
+
+    Daemons are restarted on these ports (an evacuator killed and started
+    again, a BMC): a port from the ephemeral range may meanwhile become
+    some client socket's source port, and the restart fails with "Address
+    already in use". Ports below the range are never handed out that way.
+    """
+    low, high = 10000, _ephemeral_low() - 1
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(low, high) if high > low else 0
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SimError('no free port on %s between %d and %d'
+                   % (address, low, high))
 
 
 def check_port_free(port, kind=socket.SOCK_STREAM, address='127.0.0.1'):
