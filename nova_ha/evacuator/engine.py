@@ -1124,7 +1124,17 @@ def enable_host(ops, journal, host, epoch=None):
     if open_rec is not None:
         raise HostBusy('host %s has recovery %s in progress; wait for it to '
                        'finish' % (host, open_rec.id))
-    ops.enable_service(host)
+    try:
+        ops.enable_service(host)
+    except Exception as exc:
+        if 'evacuation migration records remain' in str(exc):
+            # Nova refuses to force a host up until its restarted
+            # nova-compute has cleaned up the instances evacuated from it.
+            raise HostBusy('nova-compute on %s has not yet cleaned up the '
+                           'instances evacuated from it (Nova keeps it '
+                           'forced down until then): start nova-compute, '
+                           'wait until it reports, and retry' % host)
+        raise
     journal.set_host_state(host, 'OK', detail='enabled by operator',
                            epoch=epoch)
     journal.reset_guard(host, epoch=epoch)
