@@ -46,6 +46,34 @@ def wait_active(nova, server_ids, timeout=60):
     raise RuntimeError('servers not ACTIVE after %d s' % timeout)
 
 
+def wait_monitoring(conf_file, evacuator, timeout=60):
+    """Until the evacuator runs and is past its start-up grace (a fault
+    inside it waits for the grace to end: the demo's timeline would show
+    the grace, not the detection)."""
+    import configparser
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(conf_file)
+    log = parser['DEFAULT']['log_file']
+    grace = float(parser.get('evacuator', 'startup_grace', fallback='3.0'))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if evacuator.poll() is not None:
+            raise RuntimeError('nova-ha-evacuator exited with %s; see %s'
+                               % (evacuator.returncode, log))
+        try:
+            with open(log) as f:
+                running = 'running; heartbeats' in f.read()
+        except OSError:
+            running = False
+        if running:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError('nova-ha-evacuator not running after %d s; see '
+                           '%s' % (timeout, log))
+    time.sleep(grace + 0.5)
+
+
 def placement_table(nova, state, prefix):
     servers = sorted((s for s in nova.servers.list()
                       if s.name.startswith(prefix)), key=lambda s: s.name)
@@ -210,7 +238,7 @@ def run(hosts=8, racks=4):
             victim = before['vnf-a-1']
             journal = journal_mod.Journal(
                 'sqlite:///' + os.path.join(state_dir, 'journal.sqlite'))
-            time.sleep(1.5)      # let the evacuator hear every agent
+            wait_monitoring(conf_file, evacuator)
             say('POWER LOSS on %s (rack %s); its BMC says %s until now'
                 % (victim, state['hosts'][victim]['topology']['rack'],
                    bmc_power(state_dir, victim)))
