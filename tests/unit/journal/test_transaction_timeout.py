@@ -18,10 +18,14 @@ from nova_ha import journal
 TIMEOUT = 1.0
 
 
+@pytest.fixture(scope='module', params=('mysql', 'postgresql'))
+def backend(request):
+    """The two servers only: SQLite has no server-side timeout."""
+    return request.param
+
+
 @pytest.fixture
 def server_db(backend, module_db):
-    if backend == 'sqlite':
-        pytest.skip('SQLite has no server-side transaction timeout')
     return module_db
 
 
