@@ -71,7 +71,7 @@ class DrainTestCase(base.NovaHATestCase):
         posted = {}
         for spec in specs:
             body = self._build_server(
-                name=spec['name'], flavor_id=spec.get('flavor_id'),
+                name=spec['name'], flavor_id=spec.get('flavor_id') or '1',
                 networks='none', az=spec.get('az'), host=spec.get('host'))
             if spec.get('metadata'):
                 body['metadata'] = spec['metadata']

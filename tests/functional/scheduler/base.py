@@ -54,7 +54,10 @@ class SchedulerTestCase(base.NovaHATestCase):
              expected_state='ACTIVE', name='vnf'):
         """Boot `count` servers in one request; returns them (by name)."""
         before = {s['id'] for s in self.api.get_servers(detail=False)}
-        body = self._build_server(name=name, flavor_id=flavor_id,
+        # nova's helper defaults to the first flavor by id, which is a
+        # flavor a test created whenever its random id sorts first: name
+        # the default (m1.tiny, id 1) instead.
+        body = self._build_server(name=name, flavor_id=flavor_id or '1',
                                   networks='none')
         if count > 1:
             body['min_count'] = body['max_count'] = count
