@@ -219,16 +219,12 @@ class Evacuator:
                     sal, self.opts.sal3_confirmation_window)
         return window
 
-    def location(self, host):
-        info = self.topology.host(host) if self.topology else None
-        domains = getattr(info, 'domains', {}) or {}
+    # The location keys alarms and notifications carry.
+    LOCATION_KEYS = ('rack', 'power_domain', 'availability_zone')
 
-        def plain(v):
-            return None if v is None or v is topology_mod.CONFLICT \
-                else str(v)
-        return {'rack': plain(domains.get('rack')),
-                'power_domain': plain(domains.get('power_domain')),
-                'availability_zone': plain(domains.get('availability_zone'))}
+    def location(self, host):
+        loc = self.topology.location(host) if self.topology else {}
+        return {k: loc.get(k) for k in self.LOCATION_KEYS}
 
     # -- detection ---------------------------------------------------------
     def classify(self, host, now=None, seen=None):
