@@ -30,6 +30,9 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn,
                            simple_server.WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a client that opens 20
+    # connections at once (an evacuator evacuating a host) gets resets.
+    request_queue_size = 128
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
