@@ -31,6 +31,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, '%s: error: %s\n' % (self.prog, message))
 
 
+def nova_option(text):
+    """SECTION.NAME=VALUE -> ((section, name), value)."""
+    key, sep, value = text.partition('=')
+    section, dot, name = key.strip().rpartition('.')
+    if not (sep and dot and section and name):
+        raise argparse.ArgumentTypeError(
+            'expected SECTION.NAME=VALUE (e.g. '
+            'filter_scheduler.host_subset_size=3), got %r' % text)
+    return (section, name), value.strip()
+
+
 def _positive(value):
     try:
         n = int(value)
@@ -85,6 +96,24 @@ def build_parser():
     serve.add_argument('--token', help='API token (default: random, '
                        'written to the state file)')
     serve.add_argument('--log-file', help='default: STATE_DIR/sim.log')
+    serve.add_argument('--nova', choices=['inprocess', 'processes'],
+                       default='inprocess',
+                       help='inprocess (default): every Nova service in '
+                            'this process, nothing else needed; processes: '
+                            'one process per Nova service, on a database '
+                            'server and RabbitMQ')
+    serve.add_argument('--database-url',
+                       help='--nova processes: a MariaDB or PostgreSQL '
+                            'server URL without a database name (default '
+                            'mysql+pymysql://root@127.0.0.1:3306)')
+    serve.add_argument('--nova-option', action='append', default=[],
+                       type=nova_option, metavar='SECTION.NAME=VALUE',
+                       help='--nova processes: one more nova.conf option, '
+                            'e.g. filter_scheduler.host_subset_size=3 '
+                            '(repeatable)')
+    serve.add_argument('--transport-url',
+                       help='--nova processes: oslo.messaging URL (default '
+                            'rabbit://guest:guest@127.0.0.1:5672/)')
 
     for name, text in (('status', 'print every host\'s state'),
                        ('stop', 'stop a running simulated cloud')):
@@ -132,6 +161,9 @@ def cmd_serve(args):
                      control_port=args.control_port, token=args.token,
                      evacuators=args.evacuators,
                      watchdog_restart_delay=args.watchdog_restart_delay,
+                     nova=args.nova, database_url=args.database_url,
+                     transport_url=args.transport_url,
+                     nova_options=dict(args.nova_option),
                      sal=({'compute%02d' % i: args.sal
                            for i in range(1, args.hosts + 1)}
                           if args.sal else None))

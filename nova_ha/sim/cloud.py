@@ -54,6 +54,10 @@ FAULTS = ('power_loss', 'hang', 'service_crash', 'mgmt_partition',
           'bmc_unreachable')
 PLANES = ('management', 'storage')
 STATE_FILE = 'state.json'
+# inprocess: every Nova service in this process (embedded, the default);
+# processes: one process per service on a database server and RabbitMQ
+# (nova_ha.sim.novaprocs).
+NOVA_KINDS = ('inprocess', 'processes')
 # nova's functional fixtures act for this project id.
 PROJECT_ID = '6f70656e737461636b20342065766572'
 
@@ -150,20 +154,26 @@ class SimHost:
         }
 
 
+def _enabled_filters():
+    """nova's default filters and all of nova-ha's."""
+    from nova_ha.scheduler import filters as ha_filters
+    from nova_ha.sim import novastack
+    return tuple(novastack.NOVA_DEFAULT_FILTERS) + tuple(
+        cls.__name__ for cls in ha_filters.all_filters())
+
+
 def _stack_class(host_names):
     """Nova's functional stack, configured as a running cloud.
 
     Imported lazily: importing nova takes seconds, and the CLI's small
     commands (inject, heal, status) should not pay for it.
     """
-    from nova_ha.scheduler import filters as ha_filters
     from nova_ha.sim import novastack
 
     class SimStack(novastack.NovaStackMixin,
                    novastack.integrated_helpers._IntegratedTestBase):
         COMPUTE_HOSTS = tuple(host_names)
-        ENABLED_FILTERS = (tuple(novastack.NOVA_DEFAULT_FILTERS) + tuple(
-            cls.__name__ for cls in ha_filters.all_filters()))
+        ENABLED_FILTERS = _enabled_filters()
         CAST_AS_CALL = False          # casts are asynchronous, as in a cloud
         SERVICE_REPORT_INTERVAL = 1   # computes report every second ...
         SERVICE_DOWN_TIME = 3         # ... and are down after 3 s of silence
@@ -188,7 +198,19 @@ class SimCloud:
                  sal=None, state_dir=None, api_port=0, control_port=0,
                  token=None, bmc_user='admin', bmc_password=None,
                  evacuators=1, heartbeat_interval=0.2,
-                 watchdog_restart_delay=0.0):
+                 watchdog_restart_delay=0.0, nova='inprocess',
+                 database_url=None, transport_url=None, nova_options=None):
+        if nova not in NOVA_KINDS:
+            raise SimError('--nova must be one of %s, got %r'
+                           % (', '.join(NOVA_KINDS), nova))
+        if nova == 'inprocess' and (database_url or transport_url
+                                    or nova_options):
+            raise SimError('--database-url, --transport-url and '
+                           '--nova-option need --nova processes')
+        self.nova_options = dict(nova_options or {})
+        self.nova_kind = nova
+        self.database_url = database_url
+        self.transport_url = transport_url
         if hosts < 1:
             raise SimError('--hosts must be >= 1, got %d' % hosts)
         if racks < 1 or racks > hosts:
@@ -239,7 +261,15 @@ class SimCloud:
         # Nova's fixtures swap the root log handlers while the stack runs
         # and restore the ones they found at cleanup; remember ours.
         self._root_handlers = list(logging.getLogger().handlers)
-        self.stack = _stack_class(self.host_names)('runTest')
+        self.stack = self._new_stack()
+        if self.nova_kind == 'processes':
+            # Importing nova's test fixtures adds a stdout handler to the
+            # root logger (the in-process stack's fixtures swap it out): a
+            # command line tool's stdout is not a log.
+            root = logging.getLogger()
+            for h in list(root.handlers):
+                if h not in self._root_handlers:
+                    root.removeHandler(h)
         try:
             self.stack.setUp()
             # oslo.log (set up by nova's fixtures) turns uncaught exceptions
@@ -257,9 +287,11 @@ class SimCloud:
                     control_url=control_url, host=host.name)
             self._servers.append(sim_http.serve_control(self,
                                                         self.control_port))
-            self._servers.append(sim_http.serve_nova_api(
-                self.stack.api_fixture.app(), self.api_port, self.token,
-                PROJECT_ID))
+            if self.nova_kind == 'inprocess':
+                # (--nova processes: the API process serves itself.)
+                self._servers.append(sim_http.serve_nova_api(
+                    self.stack.api_fixture.app(), self.api_port, self.token,
+                    PROJECT_ID))
             for host in self.hosts.values():
                 host.bmc.spawn()
             for host in self.hosts.values():
@@ -274,6 +306,31 @@ class SimCloud:
         self.write_state()
         LOG.info('simulated cloud up in %.1f s', time.monotonic() - t0)
         return self
+
+    def _new_stack(self):
+        if self.nova_kind == 'inprocess':
+            return _stack_class(self.host_names)('runTest')
+        from nova_ha.sim import novaprocs
+        from nova_ha.sim import novastack
+        if not self.state_dir:
+            raise SimError('--nova processes needs a state directory')
+        kw = {}
+        if self.database_url:
+            kw['database_url'] = self.database_url
+        if self.transport_url:
+            kw['transport_url'] = self.transport_url
+        if self.nova_options:
+            kw['nova_options'] = self.nova_options
+        return novaprocs.ProcessNova(
+            self.host_names, self.state_dir, self.api_port, self.token,
+            PROJECT_ID, _enabled_filters(), novastack.AVAILABLE_FILTERS,
+            **kw)
+
+    def nova_cpu_seconds(self):
+        """CPU seconds Nova has used so far (for benchmarks)."""
+        if self.nova_kind == 'inprocess':
+            return time.process_time()
+        return self.stack.cpu_seconds()
 
     def _start_agents(self):
         """One heartbeat agent per host, in a child process (see
@@ -353,6 +410,10 @@ class SimCloud:
             'control': 'http://127.0.0.1:%d' % self.control_port,
             # Images of nova's Glance fixture (the sim has no Glance API).
             'images': [self.stack.glance.image1['id']] if self.stack else [],
+            'nova': {'kind': self.nova_kind,
+                     'pids': (self.stack.pids() if self.stack is not None
+                              and self.nova_kind == 'processes'
+                              else {'all': os.getpid()})},
             'hosts': {n: h.as_dict() for n, h in self.hosts.items()},
             'heartbeat': {
                 'planes': list(PLANES),

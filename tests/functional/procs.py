@@ -32,7 +32,7 @@ class Sim:
     """``nova-ha-sim serve`` in its own process."""
 
     def __init__(self, state_dir, hosts=6, racks=3, sal=None, evacuators=1,
-                 watchdog_restart_delay=None):
+                 watchdog_restart_delay=None, nova=None):
         self.dir = str(state_dir)
         cmd = [PY, '-m', 'nova_ha.sim.cli', 'serve', '--hosts', str(hosts),
                '--racks', str(racks), '--evacuators', str(evacuators),
@@ -41,6 +41,8 @@ class Sim:
             cmd += ['--sal', str(sal)]
         if watchdog_restart_delay:
             cmd += ['--watchdog-restart-delay', str(watchdog_restart_delay)]
+        if nova:
+            cmd += ['--nova', nova]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()

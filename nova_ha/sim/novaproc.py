@@ -1,0 +1,167 @@
+"""One Nova or Placement service as its own process, for the simulated cloud.
+
+``python -m nova_ha.sim.novaproc SERVICE --config-file FILE [...]`` with
+SERVICE one of ``api``, ``conductor``, ``scheduler``, ``compute`` or
+``placement``. Each runs nova's (or placement's) own service code, exactly
+as the console scripts of the wheels do; what is added is only what the sim
+has no real service for:
+
+- Glance and Neutron: nova's functional-test stand-ins (``GlanceFixture``,
+  ``NeutronFixture``) are installed in every nova process. Both are
+  stateless enough for that: the images are the same fixed set everywhere,
+  and the sim's servers have no ports (``networks='none'``).
+- Keystone: the API admits requests that carry the sim's token, as an admin
+  of the sim's project (the same check as the in-process sim's,
+  :func:`nova_ha.sim.http.token_auth`); placement runs with its own
+  ``noauth2`` strategy and nova's services send it the token ``admin``.
+
+The API and placement are served by the sim's threaded WSGI server on
+127.0.0.1 (``--port``).
+"""
+
+import os
+import sys
+
+SERVICES = ('api', 'conductor', 'scheduler', 'compute', 'placement')
+
+
+class _FixtureHost:
+    """The little of a nova TestCase that nova's Glance/Neutron fixtures
+    use: flags, stub_out and useFixture, kept for the process's life."""
+
+    def __init__(self):
+        self._fixtures = []
+
+    def useFixture(self, fixture):
+        fixture.setUp()
+        self._fixtures.append(fixture)
+        return fixture
+
+    def stub_out(self, old, new):
+        import fixtures
+        self.useFixture(fixtures.MonkeyPatch(old, new))
+
+    def flags(self, **kw):
+        from nova.conf import CONF
+        group = kw.pop('group', None)
+        for name, value in kw.items():
+            CONF.set_override(name, value, group)
+
+
+def _install_external_stand_ins():
+    from nova.tests.fixtures import glance
+    from nova.tests.fixtures import neutron
+    host = _FixtureHost()
+    host.useFixture(glance.GlanceFixture(host))
+    host.useFixture(neutron.NeutronFixture(host))
+    return host
+
+
+def _after_parse_args(install):
+    """Run `install` right after nova parses its configuration (the
+    fixtures set options, which must exist and must not be reset)."""
+    from nova import config
+    parse_args = config.parse_args
+
+    def wrapped(*args, **kwargs):
+        result = parse_args(*args, **kwargs)
+        install()
+        return result
+    config.parse_args = wrapped
+
+
+def _serve_forever(app, port):
+    import signal
+    import threading
+
+    from nova_ha.sim import http as sim_http
+    server = sim_http._serve(app, port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    print('listening on 127.0.0.1:%d' % port, flush=True)
+    stop.wait()
+    server.shutdown()
+
+
+def _run_api(argv, port, token, project_id):
+    from unittest import mock
+
+    from nova import config
+    from nova import context
+    from nova import objects
+    from oslo_log import log as logging
+
+    objects.register_all()
+    config.parse_args([sys.argv[0]] + argv)
+    logging.setup(config.CONF, 'nova')
+    _install_external_stand_ins()
+
+    # Keystone stand-in (as nova's OSAPIFixture): no token validation
+    # middleware; the request context comes from the headers token_auth sets.
+    def context_from_headers(env, **kwargs):
+        user_id = env['HTTP_X_AUTH_USER']
+        return context.RequestContext(
+            user_id, env['HTTP_X_AUTH_PROJECT_ID'],
+            is_admin=user_id == 'admin',
+            roles=env['HTTP_X_ROLES'].split(','), **kwargs)
+    mock.patch('keystonemiddleware.auth_token.filter_factory',
+               return_value=lambda app: app).start()
+    mock.patch('nova.api.auth.NovaKeystoneContext._create_context',
+               staticmethod(context_from_headers)).start()
+
+    from nova.api.openstack import wsgi_app
+    from nova.api import wsgi
+    from nova_ha.sim import http as sim_http
+    wsgi_app._setup_service(config.CONF.host, 'osapi_compute')
+    app = wsgi.Loader().load_app('osapi_compute')
+    _serve_forever(sim_http.token_auth(app, token, project_id), port)
+
+
+def _run_placement(config_dir, port):
+    os.environ['OS_PLACEMENT_CONFIG_DIR'] = config_dir
+    from placement.wsgi import init_application
+    _serve_forever(init_application(), port)
+
+
+def _exit_with_parent():
+    """The sim starts this process; if the sim dies without stopping it
+    (SIGKILL), go too rather than run on as an orphan."""
+    import threading
+    import time
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+    threading.Thread(target=watch, name='exit-with-parent',
+                     daemon=True).start()
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(prog='nova_ha.sim.novaproc')
+    parser.add_argument('service', choices=SERVICES)
+    parser.add_argument('--port', type=int, default=0)
+    parser.add_argument('--token', default=os.environ.get('NOVA_HA_SIM_TOKEN'))
+    parser.add_argument('--project-id', default='')
+    parser.add_argument('--placement-config-dir')
+    args, rest = parser.parse_known_args(argv)
+    _exit_with_parent()
+    if args.service == 'placement':
+        return _run_placement(args.placement_config_dir, args.port)
+    # nova 34 services run on native threads; nova.cmd patches on import.
+    os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+    if args.service == 'api':
+        from nova import monkey_patch
+        monkey_patch.patch()
+        return _run_api(rest, args.port, args.token, args.project_id)
+    import importlib
+    module = importlib.import_module('nova.cmd.%s' % args.service)
+    _after_parse_args(_install_external_stand_ins)
+    sys.argv = [sys.argv[0]] + rest
+    return module.main()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
