@@ -15,7 +15,6 @@ arguments or configuration, 3 not found / not allowed now.
 
 import sys
 
-from nova_ha.journal import api
 from nova_ha.journal import cli as journal_cli
 
 

@@ -947,8 +947,31 @@ class Evacuator:
                     and mig.status not in nova_ops.MIGRATION_DONE
                     and mig.status not in nova_ops.MIGRATION_FAILED):
                 continue
+            if self._evacuated(rec, item, mig, age):
+                continue
             self._follow_one(rec, item, mig,
                              self.ops.server(item.instance_uuid))
+
+    def _evacuated(self, rec, item, mig, age):
+        """Nova marks an evacuation's migration "done" only once the
+        destination has rebuilt the instance and saved it as its own
+        (ResourceTracker.finish_evacuation): its record is enough. No GET
+        of the server: a burst of evacuations ends together, and a GET
+        each, one after another, put seconds between Nova finishing and
+        the journal saying so (and loaded the API Nova was busy with)."""
+        dest = getattr(mig, 'dest_compute', None) if mig is not None \
+            else None
+        if (mig is None or mig.status not in nova_ops.MIGRATION_DONE
+                or not dest or dest == rec.host):
+            return False
+        if self.journal.transition_item(
+                rec.id, item.instance_uuid, ('evacuating',), 'done',
+                migration_id=int(mig.id), dest_host=dest, epoch=self.epoch):
+            self.step(rec.id, 'active:%s' % item.instance_uuid,
+                      detail='%s on %s (migration %s done)' % (
+                          item.name, dest, mig.id),
+                      duration=age)
+        return True
 
     def _follow_one(self, rec, item, mig, server):
         started = item.started_at

@@ -1,0 +1,79 @@
+"""An evacuation whose migration record says "done" is finished on Nova's
+word: no GET of the server per instance.
+
+The real reconcile loop (tests/unit/evacuator/test_flapping.py's harness)
+with a Nova stand-in whose migration records end every evacuation at once;
+against the real Nova: tests/functional/test_evacuator.py and
+tests/functional/test_sim_processes.py.
+"""
+
+import datetime
+import types
+
+from tests.unit.evacuator import test_flapping as harness
+
+UUIDS = ['u%d' % i for i in range(1, 6)]
+
+
+class EndedOps(harness.Ops):
+    """Every evacuation issued has ended at once: done to c3, or (for the
+    instances in `failed`) failed."""
+
+    def __init__(self, failed=()):
+        super().__init__(harness.HOSTS, {'c1': UUIDS})
+        self.failed = set(failed)
+
+    def evacuations_since(self, since, hosts):
+        self.calls.append(('evacuations_since', tuple(sorted(hosts))))
+        now = datetime.datetime.now(datetime.timezone.utc).strftime(
+            '%Y-%m-%dT%H:%M:%S.%f')
+        evacuated = {c[1] for c in self.calls if c[0] == 'evacuate'}
+        return {'c1': {u: types.SimpleNamespace(
+            id=i, instance_uuid=u, created_at=now, source_compute='c1',
+            dest_compute='c3',
+            status='error' if u in self.failed else 'done')
+            for i, u in enumerate(sorted(evacuated), 1)}}
+
+    def server(self, uuid):
+        self.calls.append(('server', uuid))
+        return types.SimpleNamespace(**{
+            'id': uuid, 'status': 'ERROR', 'OS-EXT-SRV-ATTR:host': 'c1',
+            'OS-EXT-STS:task_state': None, 'fault': {'message': 'boom'}})
+
+
+def run(tmp_path, ops):
+    cloud = harness.Cloud(tmp_path)
+    cloud.ev.ops = cloud.ops = ops
+    cloud.ev.opts.nova_poll_interval = 0.0
+    rec = cloud.down('c1')
+    cloud.settle_fence('c1')
+    for _ in range(20):
+        cloud.tick(0.3, beat=harness.others('c1'))
+        cloud.settle_fence('c1')
+        items = cloud.journal.list_recovery_items(rec.id)
+        if all(i.state in ('done', 'error') for i in items):
+            break
+    return cloud, rec, items
+
+
+def test_done_migrations_finish_items_without_server_reads(tmp_path):
+    cloud, rec, items = run(tmp_path, EndedOps())
+    try:
+        assert {(i.instance_uuid, i.state, i.dest_host) for i in items} == {
+            (u, 'done', 'c3') for u in UUIDS}
+        assert cloud.ops.count('server') == 0
+        steps = [t.step for t in cloud.journal.timeline(rec.id)]
+        assert {'active:%s' % u for u in UUIDS} <= set(steps)
+    finally:
+        cloud.close()
+
+
+def test_failed_migration_still_reads_the_server(tmp_path):
+    cloud, rec, items = run(tmp_path, EndedOps(failed={'u3'}))
+    try:
+        states = {i.instance_uuid: i.state for i in items}
+        assert states.pop('u3') in ('pending', 'evacuating', 'error')
+        assert set(states.values()) == {'done'}
+        assert {c[1] for c in cloud.ops.calls if c[0] == 'server'} == {'u3'}
+    finally:
+        cloud.close()
