@@ -410,8 +410,7 @@ class Evacuator:
         self._guard_reason = self.mass_failure(states)
         recs = self.journal.list_recoveries(states=['open'])
         self._poll_evacuations(recs, now)
-        for rec in recs:
-            self.advance(rec)
+        self.advance(*recs)
         self.watch_recovered(states, now)
 
     def _note_unknown(self):
@@ -635,30 +634,70 @@ class Evacuator:
                 self.journal.set_host_state(host, 'OK', epoch=self.epoch)
 
     # -- recovery ------------------------------------------------------------
-    def advance(self, rec):
-        host = rec.host
+    def advance(self, *recs):
+        """Move open recoveries on: fence, then force down and list, then
+        evacuate and follow. The Nova calls that prepare a host (force
+        down, list its instances) are made for all fenced hosts side by
+        side: when a rack fails, one host's slow Nova round trips must not
+        hold back the next host's evacuations."""
+        fenced = [r for r in (self._fenced(rec) for rec in recs) if r]
+        todo = [r for r in fenced
+                if r.forced_down_at is None or r.id not in self._listed]
+        if todo:
+            self._assert_leader()
+        prepared = [(r, self._api_pool.submit(self._prepare_in_nova, r))
+                    for r in todo]
+        failed = set()
+        for rec, call in prepared:
+            try:
+                self._record_prepared(rec, *call.result())
+            except (journal_api.StaleEpoch, NotLeader):
+                raise
+            except Exception:
+                LOG.exception('preparing %s for evacuation failed; '
+                              'retrying', rec.host)
+                failed.add(rec.id)
+        for rec in fenced:
+            if rec.id not in failed:
+                self._evacuate(rec)
+
+    def _fenced(self, rec):
+        """The recovery, re-read once its host is fenced; else None."""
         if rec.fenced_at is None:
             if not self._fence_step(rec):
-                return
+                return None
             rec = self.journal.get_recovery(rec.id) or rec
-        if self._answers(host, since=rec.fenced_at):
+        if self._answers(rec.host, since=rec.fenced_at):
             # Powered off (confirmed) and running again: powered on by
             # someone, or the BMC misread. Never a second fence; the
             # recovery goes on (nova-compute forced down keeps it out).
-            self.returned(host, rec.id, self._phase(rec))
+            self.returned(rec.host, rec.id, self._phase(rec))
+        return rec
+
+    def _prepare_in_nova(self, rec):
+        """Nova calls only (run in the API pool): force the host's
+        nova-compute down if not yet, list its instances if not yet."""
+        forced = None
         if rec.forced_down_at is None:
             reason = 'nova-ha: host failed, fenced and evacuated (%s)' % (
                 utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'))
             t0 = time.monotonic()
-            self._assert_leader()
-            self.ops.fence_service(host, reason,
-                                   service=self.services.get(host))
-            self.step(rec.id, 'forced_down', duration=time.monotonic() - t0,
-                      detail=reason)
+            self.ops.fence_service(rec.host, reason,
+                                   service=self.services.get(rec.host))
+            forced = (reason, time.monotonic() - t0)
+        items = None
+        if rec.id not in self._listed:
+            items = self.ops.instances_on(rec.host)
+        return forced, items
+
+    def _record_prepared(self, rec, forced, items):
+        host = rec.host
+        if forced is not None:
+            reason, took = forced
+            self.step(rec.id, 'forced_down', duration=took, detail=reason)
             self.journal.set_host_state(host, 'FORCED_DOWN',
                                         recovery_id=rec.id, epoch=self.epoch)
-        if rec.id not in self._listed:
-            items = self.ops.instances_on(host)
+        if items is not None:
             self.journal.add_recovery_items(rec.id, items, epoch=self.epoch)
             self._listed.add(rec.id)
             if self.journal.record_step(rec.id, 'listed', epoch=self.epoch,
@@ -674,6 +713,9 @@ class Evacuator:
                                recovery_id=rec.id)
             self.journal.set_host_state(host, 'EVACUATING',
                                         recovery_id=rec.id, epoch=self.epoch)
+
+    def _evacuate(self, rec):
+        host = rec.host
         self._follow(rec)
         self._start_evacuations(rec)
         remaining = self.journal.list_recovery_items(
