@@ -43,7 +43,7 @@ unit: $(STAMP) system-deps
 functional: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) tests/functional
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # etc/nova-ha.conf.sample, generated from the oslo.config.opts entry
