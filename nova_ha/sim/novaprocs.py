@@ -43,7 +43,6 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = 'mysql+pymysql://root@127.0.0.1:3306'
 DEFAULT_TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
-DB_POOL, DB_OVERFLOW = 10, 20     # per process (MariaDB allows 151 in all)
 
 
 class ProcessNovaError(SimError):
@@ -408,17 +407,10 @@ class ProcessNova:
             'api_paste_config = %s' % novastack.api_paste_config(),
             '[api]',
             'auth_strategy = keystone',
-            # The API and placement are served by a thread per request:
-            # room for a burst (oslo.db's default pool, 5 + 10 overflow,
-            # made a burst of evacuations wait 30 s for a connection).
             '[api_database]',
             'connection = %s' % self._db('api'),
-            'max_pool_size = %d' % DB_POOL,
-            'max_overflow = %d' % DB_OVERFLOW,
             '[database]',
             'connection = %s' % self._db('cell1'),
-            'max_pool_size = %d' % DB_POOL,
-            'max_overflow = %d' % DB_OVERFLOW,
             '[placement]',
             'auth_type = admin_token',
             'endpoint = http://127.0.0.1:%d' % self.placement_port,
@@ -448,8 +440,6 @@ class ProcessNova:
                 '[placement_database]',
                 'connection = %s' % self._db('placement'),
                 'sync_on_startup = true',
-                'max_pool_size = %d' % DB_POOL,
-                'max_overflow = %d' % DB_OVERFLOW,
                 '[api]',
                 'auth_strategy = noauth2',
                 '']))
