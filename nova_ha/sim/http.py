@@ -35,14 +35,43 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn,
     request_queue_size = 128
 
 
+class _BoundedWSGIServer(_ThreadingWSGIServer):
+    """At most `max_threads` requests at once; more wait in the listen
+    backlog. A thread per request without a bound is not how an API is
+    deployed (uwsgi/mod_wsgi run a fixed number of threads): a burst then
+    wants more database connections than oslo.db's pool (5 + 10) holds
+    and waits 30 s for one, or exceeds the server's limit."""
+
+    max_threads = 10
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_threads)
+
+    def process_request(self, request, client_address):
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class _QuietHandler(simple_server.WSGIRequestHandler):
     def log_message(self, fmt, *args):
         LOG.debug('%s - %s', self.address_string(), fmt % args)
 
 
-def _serve(app, port):
+def _serve(app, port, bounded=False):
     server = simple_server.make_server(
-        '127.0.0.1', port, app, server_class=_ThreadingWSGIServer,
+        '127.0.0.1', port, app,
+        server_class=_BoundedWSGIServer if bounded else _ThreadingWSGIServer,
         handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever,
                               name='sim-http-%d' % port, daemon=True)

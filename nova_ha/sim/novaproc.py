@@ -15,8 +15,9 @@ has no real service for:
   :func:`nova_ha.sim.http.token_auth`); placement runs with its own
   ``noauth2`` strategy and nova's services send it the token ``admin``.
 
-The API and placement are served by the sim's threaded WSGI server on
-127.0.0.1 (``--port``).
+The API and placement are served on 127.0.0.1 (``--port``) by the sim's
+WSGI server with at most 10 requests at once, as uwsgi runs a fixed number
+of threads.
 """
 
 import os
@@ -75,7 +76,7 @@ def _serve_forever(app, port):
     import threading
 
     from nova_ha.sim import http as sim_http
-    server = sim_http._serve(app, port)
+    server = sim_http._serve(app, port, bounded=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     print('listening on 127.0.0.1:%d' % port, flush=True)
