@@ -35,6 +35,8 @@ import urllib.parse
 
 from tooz import coordination
 
+from nova_ha.urls import redact  # noqa: F401 (leader.redact, used by cmd)
+
 LOG = logging.getLogger(__name__)
 
 
@@ -59,12 +61,6 @@ def backend_url_with_defaults(url, lock_ttl):
     return urllib.parse.urlunsplit(parts._replace(query=q))
 
 
-def redact(url):
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(':' + parts.password + '@', ':***@')
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 class LeaderElector:

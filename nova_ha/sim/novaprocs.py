@@ -38,6 +38,7 @@ import uuid
 
 from nova_ha.sim.cloud import SimError
 from nova_ha.sim.cloud import free_port
+from nova_ha.urls import redact
 
 LOG = logging.getLogger(__name__)
 
@@ -341,7 +342,7 @@ class ProcessNova:
             cause = getattr(exc, 'orig', None) or exc   # the driver's words
             raise ProcessNovaError('cannot create the sim\'s databases on %s '
                                    '(--database-url): %s' % (
-                                       _redact(self.database_url),
+                                       redact(self.database_url),
                                        ' '.join(str(cause).split())))
         finally:
             engine.dispose()
@@ -470,12 +471,4 @@ class ProcessNova:
                      self._db('cell0'))
         self._manage('cell_v2', 'create_cell', '--name', 'cell1')
         self._manage('db', 'sync')
-
-
-def _redact(url):
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.password:
-        netloc = parsed.netloc.replace(':' + parsed.password + '@', ':***@')
-        return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
-    return url
 

@@ -84,12 +84,17 @@ def test_power_loss_on_multiprocess_nova(tmp_path):
                        what='%s (pid %d) to exit' % (name, pid))
 
 
-def test_bad_database_url_is_one_line_error(tmp_path):
-    res = subprocess.run(
+def serve(tmp_path, *args):
+    """``nova-ha-sim serve`` with bad arguments: it must refuse at once."""
+    return subprocess.run(
         [sys.executable, '-m', 'nova_ha.sim.cli', 'serve', '--hosts', '1',
-         '--nova', 'processes', '--state-dir', str(tmp_path),
-         '--database-url', 'mysql+pymysql://nobody:secret@127.0.0.1:1'],
+         '--state-dir', str(tmp_path)] + list(args),
         capture_output=True, text=True, timeout=120)
+
+
+def test_bad_database_url_is_one_line_error(tmp_path):
+    res = serve(tmp_path, '--nova', 'processes', '--database-url',
+                'mysql+pymysql://nobody:secret@127.0.0.1:1')
     assert res.returncode == 2, res
     err = res.stderr.strip().splitlines()
     assert len(err) == 1, res.stderr
@@ -97,11 +102,8 @@ def test_bad_database_url_is_one_line_error(tmp_path):
 
 
 def test_database_url_needs_processes(tmp_path):
-    res = subprocess.run(
-        [sys.executable, '-m', 'nova_ha.sim.cli', 'serve', '--hosts', '1',
-         '--state-dir', str(tmp_path),
-         '--database-url', 'mysql+pymysql://root@127.0.0.1:3306'],
-        capture_output=True, text=True, timeout=120)
+    res = serve(tmp_path, '--database-url',
+                'mysql+pymysql://root@127.0.0.1:3306')
     assert res.returncode == 2, res
     assert res.stderr.strip() == (
         'nova-ha-sim: error: --database-url, --transport-url and '
@@ -109,11 +111,8 @@ def test_database_url_needs_processes(tmp_path):
 
 
 def test_bad_nova_option_is_refused(tmp_path):
-    res = subprocess.run(
-        [sys.executable, '-m', 'nova_ha.sim.cli', 'serve', '--hosts', '1',
-         '--nova', 'processes', '--state-dir', str(tmp_path),
-         '--nova-option', 'host_subset_size=3'],
-        capture_output=True, text=True, timeout=120)
+    res = serve(tmp_path, '--nova', 'processes',
+                '--nova-option', 'host_subset_size=3')
     assert res.returncode == 2, res
     assert "--nova-option" in res.stderr
     assert "'host_subset_size=3'" in res.stderr
