@@ -50,10 +50,6 @@ class ProcessNovaError(SimError):
     """A service or database of the multi-process Nova did not come up."""
 
 
-def _python():
-    return sys.executable
-
-
 class _Service:
     """One child process running a Nova or Placement service."""
 
@@ -68,7 +64,7 @@ class _Service:
         log = open(self.log_file, 'ab')
         try:
             self.proc = subprocess.Popen(
-                [_python(), '-m', 'nova_ha.sim.novaproc'] + self.argv,
+                [sys.executable, '-m', 'nova_ha.sim.novaproc'] + self.argv,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, start_new_session=True)
         finally:
@@ -152,21 +148,19 @@ class ComputeProcess:
             self.service.kill()
 
 
-class _TokenClient:
+def _token_client(base_url, token, project_id):
     """nova's functional-test API client, sending the sim's token."""
+    from nova.tests.functional.api import client as api_client
 
-    def __new__(cls, base_url, token, project_id):
-        from nova.tests.functional.api import client as api_client
-
-        class Client(api_client.TestOpenStackClient):
-            def request(self, url, method='GET', body=None, headers=None):
-                headers = dict(headers or {}, **{'X-Auth-Token': token})
-                return super().request(url, method=method, body=body,
-                                       headers=headers)
-        api = Client('admin', base_url, project_id=project_id,
-                     roles=['reader', 'member', 'admin'])
-        api.microversion = 'latest'
-        return api
+    class Client(api_client.TestOpenStackClient):
+        def request(self, url, method='GET', body=None, headers=None):
+            headers = dict(headers or {}, **{'X-Auth-Token': token})
+            return super().request(url, method=method, body=body,
+                                   headers=headers)
+    api = Client('admin', base_url, project_id=project_id,
+                 roles=['reader', 'member', 'admin'])
+    api.microversion = 'latest'
+    return api
 
 
 class ProcessNova:
@@ -226,7 +220,7 @@ class ProcessNova:
         self._wait_http(api, self.api_port)
         for host in self.host_names:
             self.computes[host] = ComputeProcess(self, host).start()
-        self.admin_api = _TokenClient(
+        self.admin_api = _token_client(
             'http://127.0.0.1:%d/v2.1' % self.api_port, self.token,
             self.project_id)
         self._wait_computes()
@@ -246,8 +240,9 @@ class ProcessNova:
             fn, args = self._cleanups.pop()
             try:
                 fn(*args)
-            except Exception:
-                LOG.exception('cleanup %s failed', fn.__name__)
+            except Exception as exc:      # the others must still run
+                LOG.warning('cleanup %s failed: %s', fn.__name__,
+                            ' '.join(str(exc).split())[:500])
 
     def restart_compute_service(self, compute, keep_hypervisor_state=True):
         """A new nova-compute process for compute.host. Its fake hypervisor
@@ -327,18 +322,28 @@ class ProcessNova:
             url += '?charset=utf8'
         return url
 
+    def _server_engine(self):
+        """An autocommit engine on the database server, no database."""
+        import sqlalchemy as sa
+        maintenance_db = ('/postgres' if self.database_url.startswith(
+            'postgresql') else '/')
+        return sa.create_engine(self.database_url + maintenance_db,
+                                isolation_level='AUTOCOMMIT')
+
     def _create_databases(self):
         import sqlalchemy as sa
-        engine = sa.create_engine(self.database_url + (
-            '/postgres' if self.database_url.startswith('postgresql')
-            else '/'), isolation_level='AUTOCOMMIT')
         names = ['%s_%s' % (self.prefix, n)
                  for n in ('api', 'cell0', 'cell1', 'placement')]
+        created = []
+        engine = self._server_engine()
         try:
             with engine.connect() as conn:
                 for name in names:
                     conn.execute(sa.text('CREATE DATABASE %s' % name))
+                    created.append(name)
         except Exception as exc:
+            if created:     # nothing half-done left behind
+                self._drop_databases(created)
             cause = getattr(exc, 'orig', None) or exc   # the driver's words
             raise ProcessNovaError('cannot create the sim\'s databases on %s '
                                    '(--database-url): %s' % (
@@ -350,18 +355,14 @@ class ProcessNova:
 
     def _drop_databases(self, names):
         import sqlalchemy as sa
-        engine = sa.create_engine(self.database_url + (
-            '/postgres' if self.database_url.startswith('postgresql')
-            else '/'), isolation_level='AUTOCOMMIT')
+        force = (' WITH (FORCE)' if self.database_url.startswith('postgresql')
+                 else '')
+        engine = self._server_engine()
         try:
             with engine.connect() as conn:
                 for name in names:
-                    if self.database_url.startswith('postgresql'):
-                        conn.execute(sa.text(
-                            'DROP DATABASE IF EXISTS %s WITH (FORCE)' % name))
-                    else:
-                        conn.execute(sa.text('DROP DATABASE IF EXISTS %s'
-                                             % name))
+                    conn.execute(sa.text('DROP DATABASE IF EXISTS %s%s'
+                                         % (name, force)))
         finally:
             engine.dispose()
 
@@ -453,7 +454,7 @@ class ProcessNova:
         return path
 
     def _manage(self, *args):
-        cmd = [_python(), '-c', 'import sys; from nova.cmd.manage import '
+        cmd = [sys.executable, '-c', 'import sys; from nova.cmd.manage import '
                'main; sys.argv[0] = "nova-manage"; sys.exit(main())',
                '--config-file', self._conf('nova.conf')] + list(args)
         env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
