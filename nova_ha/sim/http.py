@@ -68,7 +68,7 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
         LOG.debug('%s - %s', self.address_string(), fmt % args)
 
 
-def _serve(app, port, bounded=False):
+def serve(app, port, bounded=False):
     server = simple_server.make_server(
         '127.0.0.1', port, app,
         server_class=_BoundedWSGIServer if bounded else _ThreadingWSGIServer,
@@ -99,7 +99,7 @@ def token_auth(app, token, project_id):
 
 
 def serve_nova_api(app, port, token, project_id):
-    return _serve(token_auth(app, token, project_id), port)
+    return serve(token_auth(app, token, project_id), port)
 
 
 def _json(start_response, status, body):
@@ -157,4 +157,4 @@ def control_app(cloud):
 
 
 def serve_control(cloud, port):
-    return _serve(control_app(cloud), port)
+    return serve(control_app(cloud), port)

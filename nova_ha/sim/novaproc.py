@@ -76,7 +76,7 @@ def _serve_forever(app, port):
     import threading
 
     from nova_ha.sim import http as sim_http
-    server = sim_http._serve(app, port, bounded=True)
+    server = sim_http.serve(app, port, bounded=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     print('listening on 127.0.0.1:%d' % port, flush=True)
@@ -85,30 +85,19 @@ def _serve_forever(app, port):
 
 
 def _run_api(argv, port, token, project_id):
-    from unittest import mock
-
     from nova import config
-    from nova import context
     from nova import objects
+    from nova.tests import fixtures as nova_fixtures
     from oslo_log import log as logging
 
     objects.register_all()
     config.parse_args([sys.argv[0]] + argv)
     logging.setup(config.CONF, 'nova')
-    _install_external_stand_ins()
-
-    # Keystone stand-in (as nova's OSAPIFixture): no token validation
-    # middleware; the request context comes from the headers token_auth sets.
-    def context_from_headers(env, **kwargs):
-        user_id = env['HTTP_X_AUTH_USER']
-        return context.RequestContext(
-            user_id, env['HTTP_X_AUTH_PROJECT_ID'],
-            is_admin=user_id == 'admin',
-            roles=env['HTTP_X_ROLES'].split(','), **kwargs)
-    mock.patch('keystonemiddleware.auth_token.filter_factory',
-               return_value=lambda app: app).start()
-    mock.patch('nova.api.auth.NovaKeystoneContext._create_context',
-               staticmethod(context_from_headers)).start()
+    stand_ins = _install_external_stand_ins()
+    # Keystone stand-in, nova's own (OSAPIFixture's): no token validation
+    # middleware; the request context comes from the headers token_auth
+    # sets.
+    nova_fixtures.OSAPIFixture._stub_keystone(stand_ins)
 
     from nova.api.openstack import wsgi_app
     from nova.api import wsgi

@@ -27,7 +27,7 @@ def test_burst_is_served_within_the_thread_bound():
         return [b'ok']
 
     port = cloud.free_port()
-    server = http._serve(app, port, bounded=True)
+    server = http.serve(app, port, bounded=True)
     answers = []
 
     def get():
