@@ -44,12 +44,17 @@ class LookupFailed(Exception):
     """The databases could not be read; the message says why."""
 
 
-class Instances(collections.namedtuple('Instances', 'hosts migrations')):
+class Instances(collections.namedtuple('Instances',
+                                       'hosts migrations missing',
+                                       defaults=(frozenset(),))):
     """Result of :meth:`NovaDBLookup.instances`.
 
     :ivar hosts: {instance uuid: host or None} for instances found in a cell
     :ivar migrations: {instance uuid: [Migration]} in-progress migrations,
         newest first
+    :ivar missing: uuids whose instance mapping names a cell that holds no
+        (undeleted) record of them: a deleted member, or data the look-up
+        could not read. Instances not scheduled yet (no cell) are not in it.
     """
 
 
@@ -77,7 +82,9 @@ class NovaDBLookup:
                     mapping.instance_uuid)
             hosts, migrations = {}, {}
             wanted = set(uuids)
+            in_cells = set()
             for cell, cell_uuids in by_cell.values():
+                in_cells.update(cell_uuids)
                 with nova_context.target_cell(ctxt, cell) as cctxt:
                     insts = objects.InstanceList.get_by_filters(
                         cctxt, {'uuid': cell_uuids, 'deleted': False},
@@ -96,13 +103,15 @@ class NovaDBLookup:
         for migs in migrations.values():
             migs.sort(key=lambda m: (m.created_at is not None,
                                      m.created_at, m.id or 0), reverse=True)
-        return Instances(hosts, migrations)
+        return Instances(hosts, migrations, frozenset(in_cells - set(hosts)))
 
     def domains(self, context, hosts, level, levels, default_az):
         """{host: domain at `level`} (None, or topology.CONFLICT).
 
         One API-database query per host (and per aggregate key of the
         level), reading only the aggregates that carry the level's key.
+        The caller checks that every host got an answer (a truncated answer
+        must not read as "in no domain").
         """
         from nova import objects
         keys = topology.level_keys(level)
@@ -144,6 +153,10 @@ class MemoryLookup:
         self.topology = topology_
         self.calls = collections.Counter()
         self.fail = None
+        #: uuids reported as missing (mapped to a cell without a record)
+        self.missing = set()
+        #: hosts left out of domains() answers (a truncated answer)
+        self.omit = set()
 
     def instances(self, context, uuids):
         self.calls['instances'] += 1
@@ -154,8 +167,9 @@ class MemoryLookup:
         for m in self.migrations:
             if m.instance_uuid in uuids and m.status in ACTIVE_STATUSES:
                 migs.setdefault(m.instance_uuid, []).append(m)
-        return Instances({u: h for u, h in self.hosts.items() if u in uuids},
-                         migs)
+        return Instances({u: h for u, h in self.hosts.items()
+                          if u in uuids and u not in self.missing},
+                         migs, frozenset(self.missing & uuids))
 
     def domains(self, context, hosts, level, levels, default_az):
         self.calls['domains'] += 1
@@ -164,6 +178,8 @@ class MemoryLookup:
         known = self.topology._hosts if self.topology is not None else {}
         out = {}
         for host in hosts:
+            if host in self.omit:
+                continue
             info = known.get(host)
             if info is None:
                 info = topology.describe_host(host, (), levels, default_az)

@@ -282,8 +282,10 @@ def reject_all(filter_name, exc, spec_obj):
     extra spec, bad [topology] levels, a failed lookup): failing closed
     keeps a VNF's placement rules from being silently ignored.
     """
-    LOG.error('%s: %s; rejecting every host for instance %s', filter_name,
-              exc, spec_obj.instance_uuid)
+    LOG.error('%s: server group %s: %s; rejecting every host for instance '
+              '%s', filter_name, group_name(for_spec(spec_obj)), exc,
+              spec_obj.instance_uuid if _is_set(spec_obj, 'instance_uuid')
+              else 'n/a')
     return []
 
 
@@ -342,6 +344,10 @@ class RequestInfo:
             return value
         raise value
 
+    def once(self, key, fn):
+        """fn() once per request (e.g. a log line); returns its value."""
+        return self._once(('once',) + tuple(key), fn)
+
     # -- parsed input --------------------------------------------------------
 
     def anti_affinity(self, spec_obj, levels):
@@ -373,6 +379,11 @@ class RequestInfo:
             migs = found.migrations.get(self.instance_uuid)
             if migs:
                 return migs[0].migration_type
+            if self.instance_uuid in found.missing:
+                raise lookup_mod.LookupFailed(
+                    'instance %s is mapped to a cell that has no record of '
+                    'it: cannot tell whether this request is a boot or a '
+                    'move' % self.instance_uuid)
             if found.hosts.get(self.instance_uuid):
                 return OTHER
             return BOOT
@@ -394,12 +405,23 @@ class RequestInfo:
         return self._once('moving', find)
 
     def _member_base(self, level, levels, default_az):
-        """{domain: members} of the other members, from the databases.
+        """({domain: members}, {domain: hosts}) of the other members.
 
         A member counts in the domain of its host and, while it moves, in
         the domains of the move's source and destination too (it holds
         resources in both until the move ends). The instance being
         scheduled does not count (a move leaves its own domain).
+
+        The second dict holds the domains of hosts that nova's own
+        RequestSpec lists as running members (``instance_group.hosts``,
+        which nova's conductor fills from the cell databases for every
+        request) but where the look-up found none: the look-up's answer is
+        short, so those domains are treated as full (see
+        :meth:`domain_counts`).
+
+        Raises LookupFailed when it cannot decide: the aggregate look-up
+        did not answer for a member's host, or a member's host is in no
+        domain of the level or in two.
         """
         def count():
             found = self._instances()
@@ -407,57 +429,120 @@ class RequestInfo:
             me = self.instance_uuid
             single = []              # hosts of members not moving
             moving = []              # host sets of members in a move
+            explained = set()        # hosts where the look-up found us
             for uuid in self.members:
-                if uuid == me:
-                    continue
                 host = host_of.get(uuid)
                 migs = migrations.get(uuid)
+                hosts = {host} if host else set()
+                for mig in migs or ():
+                    hosts.update(h for h in (mig.source_compute,
+                                             mig.dest_compute) if h)
+                explained.update(hosts)
+                if uuid == me:
+                    continue
                 if not migs:
                     if host:
                         single.append(host)
                     continue
-                hosts = {host} if host else set()
-                for mig in migs:
-                    hosts.update(h for h in (mig.source_compute,
-                                             mig.dest_compute) if h)
                 moving.append(hosts)
-            all_hosts = set(single)
+            if me and me not in self.members:
+                explained.add(host_of.get(me))
+            nova_hosts = self._group_hosts() or []
+            unexplained = {h for h in nova_hosts[:self.baseline]
+                           if h and h not in explained}
+            all_hosts = set(single) | unexplained
             for hosts in moving:
                 all_hosts.update(hosts)
-            if level == topology.HOST:
-                domain_of = {h: h for h in all_hosts}
-            else:
-                domain_of = _lookup.domains(self.context, all_hosts, level,
-                                            levels, default_az)
-            conflict = topology.CONFLICT
+            domain_of = self._domains_of(all_hosts, level, levels,
+                                         default_az)
             counts = {}
             for host in single:
-                d = domain_of.get(host)
-                if d is not None and d is not conflict:
-                    counts[d] = counts.get(d, 0) + 1
+                d = domain_of[host]
+                counts[d] = counts.get(d, 0) + 1
             for hosts in moving:
                 # A moving member counts once in each domain it touches.
-                for d in {domain_of.get(h) for h in hosts}:
-                    if d is not None and d is not conflict:
-                        counts[d] = counts.get(d, 0) + 1
-            return counts
+                for d in {domain_of[h] for h in hosts}:
+                    counts[d] = counts.get(d, 0) + 1
+            forced = {}
+            for host in sorted(unexplained):
+                forced.setdefault(domain_of[host], []).append(host)
+            if forced:
+                LOG.warning(
+                    'nova-ha: server group %s: nova lists %s as running '
+                    'members but the member look-up found none there (%d '
+                    'members, %d placed); treating %s %s as full',
+                    group_name(self), ', '.join(sorted(unexplained)),
+                    len(self.members), len(host_of), level,
+                    ', '.join(sorted(forced)))
+            return counts, forced
         return self._once(('base', level, tuple(levels), default_az), count)
 
-    def domain_counts(self, level, host_topology):
-        """{domain: members} now: the databases plus this request's picks."""
-        counts = self._member_base(level, host_topology.levels,
-                                   host_topology.default_az)
+    def _domains_of(self, hosts, level, levels, default_az):
+        """{host: domain} at `level`, every host in exactly one domain.
+
+        Raises LookupFailed if the look-up's answer leaves a host out or
+        puts one in no domain or in two: the filter cannot tell which
+        domain that member holds.
+        """
+        if level == topology.HOST:
+            return {h: h for h in hosts}
+        if not hosts:
+            return {}
+        domain_of = _lookup.domains(self.context, set(hosts), level, levels,
+                                    default_az)
+        unanswered = sorted(h for h in hosts if h not in domain_of)
+        if unanswered:
+            raise lookup_mod.LookupFailed(
+                'the aggregate look-up answered for %d of %d member hosts '
+                '(no answer for %s): cannot tell which %s domains hold '
+                'members' % (len(hosts) - len(unanswered), len(hosts),
+                             ', '.join(unanswered), level))
+        bad = sorted(h for h in hosts if domain_of[h] is None or
+                     domain_of[h] is topology.CONFLICT)
+        if bad:
+            raise lookup_mod.LookupFailed(
+                'member host(s) %s in no single %s domain (no aggregate with '
+                '%s, or two different ones): cannot tell which %s domain '
+                'holds the member' % (', '.join(bad), level,
+                                      ' or '.join(topology.level_keys(level)),
+                                      level))
+        return domain_of
+
+    def domain_counts(self, level, host_topology, limit=1):
+        """{domain: members} now: the databases plus this request's picks.
+
+        A domain holding a host that nova lists as running members while
+        the look-up found none there counts as at least `limit` (full).
+        """
+        base, forced = self._member_base(level, host_topology.levels,
+                                         host_topology.default_az)
         hosts = self._group_hosts()
-        if hosts is None or len(hosts) <= self.baseline:
-            return counts
-        counts = dict(counts)
-        for host in hosts[self.baseline:]:
+        picks = hosts[self.baseline:] if hosts is not None and \
+            len(hosts) > self.baseline else ()
+        if not picks and not forced:
+            return base
+        counts = dict(base)
+        for d in forced:
+            counts[d] = max(counts.get(d, 0), limit)
+        unknown = []
+        for host in picks:
             if level == topology.HOST:
                 d = host
             else:
                 info = host_topology.cached(host)
                 d = info.domains.get(level) if info is not None else None
-            if d is not None and d is not topology.CONFLICT:
+            if d is None or d is topology.CONFLICT:
+                unknown.append(host)
+            else:
+                counts[d] = counts.get(d, 0) + 1
+        if unknown:
+            # Picked earlier in this request but not in the cache (it was
+            # reset meanwhile): ask the databases; fail if they cannot say.
+            domain_of = self._domains_of(set(unknown), level,
+                                         host_topology.levels,
+                                         host_topology.default_az)
+            for host in unknown:
+                d = domain_of[host]
                 counts[d] = counts.get(d, 0) + 1
         return counts
 

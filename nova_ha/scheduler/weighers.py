@@ -32,16 +32,27 @@ class FaultDomainSpreadWeigher(weights.BaseHostWeigher):
 
     def weigh_objects(self, weighed_obj_list, spec_obj):
         zeros = [0.0] * len(weighed_obj_list)
+        info = rule = None
         try:
             topo = request.configure_topology()
             info = request.for_spec(spec_obj)
             rule = info.anti_affinity(spec_obj, topo.known_levels)
             if rule is None or info.group is None:
                 return zeros
-            counts = info.domain_counts(rule.level, topo)
-        except (topology.TopologyError, request.BadInput,
-                lookup.LookupFailed):
+            counts = info.domain_counts(rule.level, topo,
+                                        rule.max_per_domain)
+        except (topology.TopologyError, request.BadInput):
             return zeros   # the filter logs and rejects
+        except lookup.LookupFailed as exc:
+            if rule is not None and not rule.hard:
+                # The filter does not count members for a soft rule, so
+                # this is the only place that can say why nothing spreads.
+                info.once(('weigher-failed', rule.level), lambda: LOG.error(
+                    'FaultDomainSpreadWeigher: server group %s: %s; the '
+                    'soft rule (%r) cannot spread instance %s (every host '
+                    'weighs the same)', request.group_name(info), exc, rule,
+                    info.instance_uuid))
+            return zeros
         level = rule.level
         worst = -float(max(counts.values(), default=0) + 1)
         out = []

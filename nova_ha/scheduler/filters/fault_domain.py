@@ -16,6 +16,13 @@ moved member leaves its own domain). A host in no domain of the level, or
 in two (a configuration error), fails. Soft: every host passes and
 FaultDomainSpreadWeigher prefers the least-loaded domain.
 
+Fail closed: when the filter cannot decide -- the member look-up fails, a
+member's host is in no domain of the level (or in two), the aggregate
+look-up leaves a member's host out -- it rejects every host with one ERROR
+line naming the server group and the reason. A host that nova's RequestSpec
+lists as running members (``instance_group.hosts``) but where the look-up
+found none makes its domain count as full (one WARNING line).
+
 Cost: the group's member hosts are read once per request; each host then
 costs one cached HostInfo lookup and a set membership test.
 """
@@ -61,7 +68,8 @@ class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
                         name, rule, spec_obj.instance_uuid)
             return hosts
         try:
-            counts = info.domain_counts(rule.level, topo)
+            counts = info.domain_counts(rule.level, topo,
+                                      rule.max_per_domain)
         except lookup.LookupFailed as exc:
             return request.reject_all(name, exc, spec_obj)
         limit = rule.max_per_domain
