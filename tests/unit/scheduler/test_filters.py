@@ -512,3 +512,148 @@ def test_request_info_is_per_request_object(db):
     import gc
     gc.collect()
     assert key not in request._requests
+
+
+# -- fail closed (issue 18): one log line naming the group and the reason ----
+
+def _group_lines(errors, s, level=40):
+    return [e for e in errors(level) if s.instance_group.uuid in e]
+
+
+def test_member_host_in_two_racks_fails_closed(db, errors):
+    hosts = rack_hosts(racks=3, per_rack=2)
+    h2 = hosts[1]
+    h2.aggregates = h2.aggregates + [agg('rack-x', ['h2'], ha__rack='r9')]
+    m = uuids(1)
+    place(db, hosts, {'h2': m})
+    candidates = [h for h in hosts if h.host != 'h2']
+    s = spec({'ha_anti_affinity_level': 'rack'}, members=m,
+             group_hosts=['h2'])
+    assert fault_domain.FaultDomainAntiAffinityFilter().filter_all(
+        candidates, s) == []
+    [line] = _group_lines(errors, s)
+    assert 'member host(s) h2 in no single rack domain' in line
+    assert 'FaultDomainAntiAffinityFilter' in line
+
+
+def test_nova_group_hosts_count_when_lookup_misses_them(db, errors):
+    """A host nova lists as running members fills its domain, whatever N."""
+    hosts = rack_hosts(racks=3, per_rack=2)
+    place(db, hosts, {})
+    s = spec({'ha_anti_affinity_level': 'rack', 'ha_max_per_domain': '3'},
+             members=uuids(2), group_hosts=['h3'])
+    got = fault_domain.FaultDomainAntiAffinityFilter().filter_all(hosts, s)
+    assert names(got) == ['h1', 'h2', 'h5', 'h6']
+    [line] = _group_lines(errors, s, level=30)
+    assert 'nova lists h3 as running members but the member look-up found ' \
+        'none there' in line and 'treating rack r2 as full' in line
+
+
+def test_own_host_listed_by_nova_does_not_count(db, errors):
+    """nova's group.hosts holds the moving instance's own host too."""
+    hosts = rack_hosts(racks=3, per_rack=2)
+    m = uuids(2)
+    place(db, hosts, {'h1': [m[0]], 'h3': [m[1]]})
+    s = spec({'ha_anti_affinity_level': 'rack'}, members=m,
+             instance_uuid=m[0], group_hosts=['h1', 'h3'])
+    got = fault_domain.FaultDomainAntiAffinityFilter().filter_all(hosts, s)
+    assert names(got) == ['h1', 'h2', 'h5', 'h6']
+    assert errors(30) == [] and errors() == []
+
+
+def test_multi_create_pick_not_cached_is_looked_up_or_fails(db, errors,
+                                                            conf):
+    hosts = rack_hosts(racks=3, per_rack=2)
+    place(db, hosts, {})
+    new = uuids(2)
+    s = spec({'ha_anti_affinity_level': 'rack'}, members=new,
+             instance_uuid=new[0])
+    f = fault_domain.FaultDomainAntiAffinityFilter()
+    assert len(f.filter_all(hosts, s)) == 6
+    s.instance_group.hosts.append('h1')
+    # The host cache is reset between two instances of the request (a
+    # configuration reload): the pick's rack comes from the databases.
+    request.HOST_TOPOLOGY.configure(('host', 'rack'), 'x')
+    s.instance_uuid = new[1]
+    assert names(f.filter_all(hosts, s)) == ['h3', 'h4', 'h5', 'h6']
+    # ... and if they cannot say, nothing passes.
+    db.omit = {'h1'}
+    request.HOST_TOPOLOGY.configure(('host', 'rack'), 'y')
+    s2 = spec({'ha_anti_affinity_level': 'rack'}, members=new,
+              instance_uuid=new[0])
+    assert len(f.filter_all(hosts, s2)) == 6
+    s2.instance_group.hosts.append('h1')
+    request.HOST_TOPOLOGY.configure(('host', 'rack'), 'z')
+    assert f.filter_all(hosts, s2) == []
+    [line] = _group_lines(errors, s2)
+    assert 'no answer for h1' in line
+
+
+def test_reject_all_names_group_and_instance(db, errors):
+    db.fail = 'database is down'
+    s = spec({'ha_anti_affinity_level': 'rack'}, members=uuids(1))
+    assert fault_domain.FaultDomainAntiAffinityFilter().filter_all(
+        rack_hosts(2, 1), s) == []
+    [line] = errors()
+    assert s.instance_group.uuid in line and s.instance_uuid in line
+    assert 'database is down' in line
+
+
+def test_migration_instance_missing_in_its_cell_fails_closed(db, errors):
+    """A live migration must not read as a boot because a record is gone."""
+    inst = uuids(1)[0]
+    moving(db, inst, 'live-migration')
+    db.missing.add(inst)
+    db.migrations = []                 # the look-up cannot see the move
+    s = spec(instance_uuid=inst, members=[inst],
+             hints={'ha_live_migration': 'forbidden'})
+    assert migration_policy.MigrationPolicyFilter().filter_all(
+        downtime_hosts(), s) == []
+    [line] = errors()
+    assert 'MigrationPolicyFilter' in line and s.instance_group.uuid in line
+    assert 'cannot tell whether this request is a boot or a move' in line
+    # Without migration rules nothing needs the look-up: no refusal.
+    s = spec(instance_uuid=inst, members=[inst])
+    assert len(migration_policy.MigrationPolicyFilter().filter_all(
+        downtime_hosts(), s)) == 3
+
+
+def test_migration_concurrent_moves_lookup_fails_closed(db, errors):
+    m = uuids(2)
+    moving(db, m[0], 'migration')
+    db.fail = 'cell1 timed out'
+    s = spec(instance_uuid=m[0], members=m,
+             hints={'ha_max_concurrent_moves': '1'})
+    assert migration_policy.MigrationPolicyFilter().filter_all(
+        downtime_hosts(), s) == []
+    [line] = errors()
+    assert s.instance_group.uuid in line and 'cell1 timed out' in line
+
+
+def test_migration_interruption_host_without_declaration_fails(db):
+    """A host whose downtime is unknown or malformed never qualifies."""
+    bad = agg('bad', ['h4'], ha__live_migration_downtime_ms='fast')
+    hosts = downtime_hosts() + [host_state('h4', [bad])]
+    inst = uuids(1)[0]
+    moving(db, inst, 'live-migration')
+    s = spec(instance_uuid=inst, hints={'ha_max_interruption_ms': '100000'})
+    assert names(migration_policy.MigrationPolicyFilter().filter_all(
+        hosts, s)) == ['h1', 'h2']
+
+
+def test_sal_undecidable_host_data_fails_closed(db, errors, conf):
+    """SALFilter: a host whose certification is missing, malformed or
+    unreadable is not certified; unusable [topology] levels reject all."""
+    bad = agg('bad', ['h5'], ha__sal='gold')
+    hosts = sal_hosts() + [host_state('h5', [bad])]
+    hosts[0].aggregates = None          # nova could not give aggregates
+    f = sal_filter.SALFilter()
+    assert names(f.filter_all(hosts, spec(extra_specs={'ha:sal': '3'}))) \
+        == ['h2', 'h3']
+    assert any("ha:sal='gold'" in w for w in errors(30))
+    conf.config(levels=['host', 'host'], group='topology')
+    s = spec(extra_specs={'ha:sal': '3'})
+    assert f.filter_all(hosts, s) == []
+    [line] = errors()
+    assert 'SALFilter' in line and "names 'host' twice" in line
+    assert s.instance_group.uuid in line
