@@ -1,16 +1,23 @@
 """Benchmark: FaultDomainAntiAffinityFilter vs ServerGroupAntiAffinityFilter.
 
 One filtering pass (``filter_all`` over every host, as nova-scheduler calls
-it) for a 20-member server group, at 100, 1,000 and 5,000 hosts, both filters
-on the same HostStates and the same RequestSpec in the same run:
+it) for a 20-member server group, at 100, 1,000, 5,000 and 20,000 hosts,
+both filters on the same HostStates and the same RequestSpec in the same
+run:
 
 - nova's ServerGroupAntiAffinityFilter (host level, policy anti-affinity);
 - nova-ha's FaultDomainAntiAffinityFilter at level rack
   (hint ha_anti_affinity_level=rack, hard, 1 per rack).
 
-Hosts are nova's scheduler fakes (FakeHostState), 20 per rack, each in three
+Hosts are nova's scheduler fakes (FakeHostState), 10 per rack, each in three
 aggregates (rack, power domain, zone) and running 10 instances; the 20
-members are spread evenly over the hosts. Every pass uses a new RequestSpec
+members run on the first host of racks 0-19 (the layout of issue 18). The
+RequestSpec is what nova's conductor sends: the group's members and hosts.
+
+Every pass's result is checked against the set of hosts that must pass,
+computed from the layout (nova: every host without a member; nova-ha: every
+host outside racks 0-19); a wrong set is printed as WRONG and the script
+exits with status 1. Every pass uses a new RequestSpec
 (a new request), so nova-ha's per-request work (hint parsing, member
 look-up, counting members per rack) is inside the timing. Before each pass
 every HostState gets a fresh aggregate list holding the same aggregate
@@ -54,9 +61,9 @@ from nova_ha.scheduler import lookup  # noqa: E402
 from nova_ha.scheduler import request  # noqa: E402
 from nova_ha.scheduler.filters import fault_domain  # noqa: E402
 
-SIZES = (100, 1000, 5000)
+SIZES = (100, 1000, 5000, 20000)
 MEMBERS = 20
-PER_RACK = 20
+PER_RACK = 10
 RACKS_PER_PDU = 4
 INSTANCES_PER_HOST = 10
 
@@ -76,7 +83,6 @@ def build(n_hosts):
                for a in range(2)]
     members = [uuidutils.generate_uuid() for _ in range(MEMBERS)]
     member_host = {}
-    step = n_hosts // MEMBERS
     hosts = []
     for i in range(n_hosts):
         name = 'host%05d' % i
@@ -87,7 +93,7 @@ def build(n_hosts):
             agg.hosts.append(name)
         insts = [objects.Instance(uuid=uuidutils.generate_uuid())
                  for _ in range(INSTANCES_PER_HOST)]
-        if i % step == 0 and len(member_host) < MEMBERS:
+        if i % PER_RACK == 0 and len(member_host) < MEMBERS:
             m = members[len(member_host)]
             member_host[m] = name
             insts[0] = objects.Instance(uuid=m)
@@ -122,9 +128,18 @@ def time_pass(filt, hosts, spec):
         t0 = time.perf_counter()
         passed = filt.filter_all(hosts, spec)
         passed = list(passed)
-        return time.perf_counter() - t0, len(passed)
+        return time.perf_counter() - t0, {hs.host for hs in passed}
     finally:
         gc.enable()
+
+
+def expected_sets(hosts, member_host, topo):
+    """(nova's, nova-ha's) passing sets, from the layout alone."""
+    member_hosts = set(member_host.values())
+    full = {topo.domain(h, 'rack') for h in member_hosts}
+    names = [hs.host for hs in hosts]
+    return ({h for h in names if h not in member_hosts},
+            {h for h in names if topo.domain(h, 'rack') not in full})
 
 
 def measure(n_hosts, repeat):
@@ -134,26 +149,31 @@ def measure(n_hosts, repeat):
     try:
         nova_f = affinity_filter.ServerGroupAntiAffinityFilter()
         ha_f = fault_domain.FaultDomainAntiAffinityFilter()
+        want_nova, want_ha = expected_sets(hosts, member_host, topo)
+        wrong = 0
         # Cold: no HostInfo cached yet.
         request.HOST_TOPOLOGY.configure(('x',), 'x')   # drop the cache
         refresh_aggregates(hosts)
-        cold, _ = time_pass(ha_f, hosts, new_spec(members, member_host))
+        cold, got = time_pass(ha_f, hosts, new_spec(members, member_host))
+        wrong += got != want_ha
         nova_t, ha_t = [], []
-        nova_pass = ha_pass = None
         for _ in range(repeat):
             spec = new_spec(members, member_host)
             refresh_aggregates(hosts)
-            t, nova_pass = time_pass(nova_f, hosts, spec)
+            t, got = time_pass(nova_f, hosts, spec)
             nova_t.append(t)
+            wrong += got != want_nova
             spec = new_spec(members, member_host)
             refresh_aggregates(hosts)
-            t, ha_pass = time_pass(ha_f, hosts, spec)
+            t, got = time_pass(ha_f, hosts, spec)
             ha_t.append(t)
+            wrong += got != want_ha
         return {
             'hosts': n_hosts, 'racks': len(topo.domains('rack')),
             'nova_min': min(nova_t), 'nova_med': statistics.median(nova_t),
             'ha_min': min(ha_t), 'ha_med': statistics.median(ha_t),
-            'cold': cold, 'nova_pass': nova_pass, 'ha_pass': ha_pass,
+            'cold': cold, 'nova_pass': len(want_nova),
+            'ha_pass': len(want_ha), 'wrong': wrong,
             'lookups': fake_db.calls['instances'],
         }
     finally:
@@ -173,28 +193,36 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(',')]
     print('One filtering pass, %d-member server group, hard anti-affinity; '
           'min (median) of %d passes, ms' % (MEMBERS, args.repeat))
-    head = ('%6s %6s | %18s | %18s | %8s | %6s | %9s' % (
+    head = ('%6s %6s | %18s | %18s | %8s | %6s | %11s | %5s' % (
         'hosts', 'racks', 'nova host-level', 'nova-ha rack-level',
-        'cold', 'ratio', 'pass n/ha'))
+        'cold', 'ratio', 'pass nova/ha', 'set'))
     print(head)
     print('-' * len(head))
     worst = 0.0
+    wrong = 0
     for n in sizes:
         r = measure(n, args.repeat)
         ratio = r['ha_min'] / r['nova_min']
         worst = max(worst, ratio)
+        wrong += r['wrong']
         print('%6d %6d | %7.3f (%7.3f) | %7.3f (%7.3f) | %8.3f | %5.3fx '
-              '| %4d/%-4d' % (
+              '| %5d/%-5d | %5s' % (
                   n, r['racks'], r['nova_min'] * 1e3, r['nova_med'] * 1e3,
                   r['ha_min'] * 1e3, r['ha_med'] * 1e3, r['cold'] * 1e3,
-                  ratio, r['nova_pass'], r['ha_pass']))
+                  ratio, r['nova_pass'], r['ha_pass'],
+                  'ok' if not r['wrong'] else 'WRONG'))
+        sys.stdout.flush()
     print('ratio = nova-ha min / nova min (goal <= 0.1x at every size); '
           'worst %.3fx -> %s' % (worst, 'met' if worst <= 0.1 else 'NOT met'))
+    print('set = every pass of both filters returned exactly the hosts the '
+          'layout says must pass (nova: hosts without a member; nova-ha: '
+          'hosts outside racks 0-19): %s' % (
+              'ok' if not wrong else '%d passes WRONG' % wrong))
     print('cold = first nova-ha pass with no host topology cached (after a '
           'restart or an aggregate change).')
     print('Member look-up: in-memory stand-in; in nova-scheduler a few DB '
           'queries per request (per group, not per host).')
-    return 0
+    return 1 if wrong else 0
 
 
 if __name__ == '__main__':
