@@ -1,4 +1,4 @@
-"""Hard rack anti-affinity with a 5,000-host topology on a real Nova (issue 18).
+"""Hard rack anti-affinity, 5,000-host topology, real Nova (issue 18).
 
 The in-process Nova runs two fake-virt computes (host1, host2); its API
 database also holds the topology of 5,000 more hosts, racks of 10
