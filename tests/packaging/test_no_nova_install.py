@@ -98,3 +98,16 @@ def test_fence_status_of_an_unknown_host_is_a_clean_error(tmp_path, bmc):
     assert rc != 0
     assert 'compute-9' in out + err
     assert 'Traceback' not in err
+
+
+def test_journal_commands(tmp_path):
+    conf = tmp_path / 'nova-ha.conf'
+    conf.write_text('[journal]\nconnection = sqlite:///%s\n'
+                    % (tmp_path / 'journal.sqlite'))
+    for args, expected in ((['journal', 'upgrade'], 'upgraded'),
+                           (['recovery', 'list'], 'no recoveries'),
+                           (['maintenance', 'status'], 'no active drain')):
+        rc, out, err = run([bin_path('nova-ha'), '--config-file', str(conf)]
+                           + args)
+        assert rc == 0, (args, out, err)
+        assert expected in out, (args, out)
