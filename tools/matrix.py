@@ -218,7 +218,7 @@ def check_release(rel, args, result):
         with open(os.path.join(venv, BASE_FREEZE), 'w') as f:
             json.dump(freeze(venv), f, indent=1, sort_keys=True)
 
-    key = digest('v2', rel.uc, MATRIX_REQS, rel.nova, rel.placement,
+    key = digest(rel.uc, MATRIX_REQS, rel.nova, rel.placement,
                  sys.version.split()[0])
     venv, built = cached_venv('release-%s' % rel.name, key, build)
     result.build_seconds = time.monotonic() - t0
