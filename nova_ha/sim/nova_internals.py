@@ -142,6 +142,14 @@ def eventlet_mode():
 #   sim's API client, novaprocs) and OpenStackApiException (tests).
 # nova.api.openstack.wsgi_app._setup_service: registers the API service
 #   record before serving, as nova's WSGI entry point does (novaproc).
+# nova.virt.fake: the fake hypervisor drivers (compute_driver
+#   'fake.MediumFakeDriver', 'fake.FakeLiveMigrateDriver'); tests patch
+#   FakeDriver.live_migration / migrate_disk_and_power_off /
+#   confirm_migration (tests/functional/maintenance/recorder.py) and
+#   FakeLiveMigrateDriver.live_migration (test_concurrent_moves.py).
+# nova.tests.unit.scheduler.fakes.FakeHostState: host states for the filter
+#   unit tests (tests/unit/scheduler/conftest.py) and benchmarks/
+#   bench_filters.py, which run nova's filter code without a stack.
 # Not nova's, but private all the same (novastack's SimTuning):
 #   oslo_db.sqlalchemy.engines._init_connection_args / _init_events and
 #   oslo_messaging._drivers.impl_fake (FakeExchange.deliver_message,
@@ -228,6 +236,12 @@ USED = (
     ('nova.tests.functional.api.client', 'TestOpenStackClient'),
     ('nova.tests.functional.api.client', 'OpenStackApiException'),
     ('nova.api.openstack.wsgi_app', '_setup_service'),
+    ('nova.virt.fake', 'MediumFakeDriver'),
+    ('nova.virt.fake', 'FakeLiveMigrateDriver.live_migration'),
+    ('nova.virt.fake', 'FakeDriver.live_migration'),
+    ('nova.virt.fake', 'FakeDriver.migrate_disk_and_power_off'),
+    ('nova.virt.fake', 'FakeDriver.confirm_migration'),
+    ('nova.tests.unit.scheduler.fakes', 'FakeHostState'),
     ('oslo_db.sqlalchemy.engines', '_init_connection_args'),
     ('oslo_db.sqlalchemy.engines', '_init_events'),
     ('oslo_messaging._drivers.impl_fake', 'FakeExchange.deliver_message'),
