@@ -1,5 +1,6 @@
-# The two commands the README promises: `make demo` and `make test`.
-# Each creates the virtualenv and installs what it needs on first use.
+# The commands the README promises: `make demo` and `make test` (the
+# default release, 2026.2), and `make matrix` (every supported release).
+# Each creates the virtualenv(s) and installs what it needs on first use.
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -8,7 +9,7 @@ STAMP    = $(VENV)/.installed
 # Parallel test workers; the suite is sized for the 2-core CI machine.
 WORKERS ?= 2
 
-.PHONY: demo test unit functional venv system-deps bench constraints sample-config clean
+.PHONY: demo test unit functional venv system-deps bench constraints sample-config clean matrix
 
 $(STAMP): requirements.txt test-requirements.txt constraints.txt setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,16 @@ unit: $(STAMP) system-deps
 
 functional: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) tests/functional
+
+# The supported-release matrix (README, doc/releases.md): per release, a
+# virtualenv from its upper-constraints (upper-constraints/*.txt) with that
+# release's nova, nova-ha installed as an operator would, pip dry-run checks,
+# the scheduler/maintenance/evacuator functional tests; then a control-plane
+# install without nova. Virtualenvs are cached in ~/.cache/nova-ha-matrix.
+# MATRIX_ARGS, e.g. "--release 2025.1" or "--no-tests".
+MATRIX_ARGS ?=
+matrix: system-deps
+	$(PYTHON) tools/matrix.py $(MATRIX_ARGS)
 
 bench: $(STAMP) system-deps
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -50,11 +50,10 @@ class _FixtureHost:
 
 
 def _install_external_stand_ins():
-    from nova.tests.fixtures import glance
-    from nova.tests.fixtures import neutron
+    from nova_ha.sim import nova_internals
     host = _FixtureHost()
-    host.useFixture(glance.GlanceFixture(host))
-    host.useFixture(neutron.NeutronFixture(host))
+    host.useFixture(nova_internals.glance_fixture()(host))
+    host.useFixture(nova_internals.neutron_fixture()(host))
     return host
 
 
@@ -87,8 +86,9 @@ def _serve_forever(app, port):
 def _run_api(argv, port, token, project_id):
     from nova import config
     from nova import objects
-    from nova.tests import fixtures as nova_fixtures
     from oslo_log import log as logging
+
+    from nova_ha.sim import nova_internals
 
     objects.register_all()
     config.parse_args([sys.argv[0]] + argv)
@@ -97,12 +97,11 @@ def _run_api(argv, port, token, project_id):
     # Keystone stand-in, nova's own (OSAPIFixture's): no token validation
     # middleware; the request context comes from the headers token_auth
     # sets.
-    nova_fixtures.OSAPIFixture._stub_keystone(stand_ins)
+    nova_internals.stub_keystone(stand_ins)
 
-    from nova.api.openstack import wsgi_app
     from nova.api import wsgi
     from nova_ha.sim import http as sim_http
-    wsgi_app._setup_service(config.CONF.host, 'osapi_compute')
+    nova_internals.setup_api_service(config.CONF.host, 'osapi_compute')
     app = wsgi.Loader().load_app('osapi_compute')
     _serve_forever(sim_http.token_auth(app, token, project_id), port)
 
@@ -140,12 +139,14 @@ def main(argv=None):
     _exit_with_parent()
     if args.service == 'placement':
         return _run_placement(args.placement_config_dir, args.port)
-    # nova 34 services run on native threads; nova.cmd patches on import.
-    os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+    # The release's threading mode (nova_internals: native threads on nova
+    # 34, eventlet before), inherited from the sim through the environment;
+    # nova.cmd modules patch on import, the API is patched here.
+    from nova_ha.sim import nova_internals
     if args.service == 'api':
-        from nova import monkey_patch
-        monkey_patch.patch()
+        nova_internals.monkey_patch()
         return _run_api(rest, args.port, args.token, args.project_id)
+    nova_internals.select_threading_mode()
     import importlib
     module = importlib.import_module('nova.cmd.%s' % args.service)
     _after_parse_args(_install_external_stand_ins)

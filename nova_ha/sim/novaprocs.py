@@ -38,6 +38,7 @@ import uuid
 
 from nova_ha.sim.cloud import SimError
 from nova_ha.sim.cloud import free_port
+from nova_ha.sim import nova_internals
 from nova_ha.urls import redact
 
 LOG = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ class ComputeProcess:
 
 def _token_client(base_url, token, project_id):
     """nova's functional-test API client, sending the sim's token."""
-    from nova.tests.functional.api import client as api_client
+    from nova_ha.sim import nova_internals
+    api_client = nova_internals.api_client()
 
     class Client(api_client.TestOpenStackClient):
         def request(self, url, method='GET', body=None, headers=None):
@@ -193,8 +195,8 @@ class ProcessNova:
     # -- what SimCloud uses --------------------------------------------------
     @property
     def glance(self):
-        from nova.tests.fixtures import glance
-        return glance.GlanceFixture
+        from nova_ha.sim import nova_internals
+        return nova_internals.glance_fixture()
 
     def setUp(self):
         t0 = time.monotonic()
@@ -457,7 +459,8 @@ class ProcessNova:
         cmd = [sys.executable, '-c', 'import sys; from nova.cmd.manage import '
                'main; sys.argv[0] = "nova-manage"; sys.exit(main())',
                '--config-file', self._conf('nova.conf')] + list(args)
-        env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+        env = dict(os.environ)
+        nova_internals.select_threading_mode(env)   # the release's mode
         result = subprocess.run(cmd, capture_output=True, text=True, env=env,
                                 timeout=600)
         if result.returncode != 0:

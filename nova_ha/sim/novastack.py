@@ -12,14 +12,19 @@ simulated cloud (``nova_ha.sim.cloud``) start Nova through
 3. under pytest, ``nova.test.TestCase._clear_attrs`` deletes the bound test
    method pytest keeps on the instance: keep attributes named ``test*``;
 4. monkey patching must come before any other nova import: importing this
-   module selects native threads (``OS_NOVA_DISABLE_EVENTLET_PATCHING=1``,
-   the default of nova 34 services) unless the caller already chose;
+   module patches as the installed nova release needs
+   (:func:`nova_ha.sim.nova_internals.monkey_patch`: native threads on nova
+   34, eventlet on nova 31 and 33, ``NOVA_HA_NOVA_THREADING`` to choose);
 5. with asynchronous casts (no CastAsCall) under native threads, nova's
    CellDatabases fixture deadlocks: the conductor holds the global cell
    read lock while it RPC-calls the scheduler, which needs the write lock
    to switch cells (seen as soon as a failed build goes to cell0). The
    cell a thread targets is kept per thread instead (see
-   :func:`_per_thread_cell_targeting`).
+   :func:`_per_thread_cell_targeting`; threading mode only, eventlet keeps
+   nova's own).
+
+Every private nova internal used here is listed, with why, in
+:mod:`nova_ha.sim.nova_internals`, and imported through it.
 
 Speed (``SIM_TUNING``, used by the simulated cloud): the test harness is
 built to catch bugs, not to be fast, and on a small machine a sim that
@@ -52,19 +57,19 @@ import sys
 import threading
 import time
 
-os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+from nova_ha.sim import nova_internals
 
-from nova import monkey_patch  # noqa: E402
-
-monkey_patch.patch()
+THREADING_MODE = nova_internals.monkey_patch()
 
 import sqlalchemy  # noqa: E402
-from nova.tests import fixtures as nova_fixtures  # noqa: E402
-from nova.tests.functional import integrated_helpers  # noqa: E402
+
+nova_fixtures = nova_internals.fixtures()
+integrated_helpers = nova_internals.integrated_helpers()
 
 if sqlalchemy.__version__.startswith('2.1'):  # workaround 2
     raise ImportError('nova 34 functional fixtures need SQLAlchemy<2.1, '
                       'found %s' % sqlalchemy.__version__)
+
 
 def _per_thread_cell_targeting():
     """Workaround 5: keep CellDatabases' "last targeted cell" per thread.
@@ -103,7 +108,8 @@ def _per_thread_cell_targeting():
     cls._wrap_get_context_manager = _wrap_get_context_manager
 
 
-_per_thread_cell_targeting()
+if THREADING_MODE == 'threading':
+    _per_thread_cell_targeting()
 
 class SimTuning:
     """Install/remove the harness speed-ups listed in the module docstring.
@@ -307,7 +313,7 @@ class NovaStackMixin:
             # The first report normally waits 5 s; a simulated host that
             # has just booted should be "up" at once.
             self.useFixture(nova_fixtures.fixtures.MonkeyPatch(
-                'nova.servicegroup.api.INITIAL_REPORTING_DELAY', 0))
+                nova_internals.INITIAL_REPORTING_DELAY, 0))
         if self.SERVICE_DOWN_TIME:
             self.flags(service_down_time=self.SERVICE_DOWN_TIME)
         super()._setup_services()
@@ -338,5 +344,5 @@ class NovaStackMixin:
         self.__dict__.update(keep)
 
 
-class NovaStack(NovaStackMixin, integrated_helpers._IntegratedTestBase):
+class NovaStack(NovaStackMixin, nova_internals.integrated_test_base()):
     """The stack as a test case class (subclass it in tests)."""

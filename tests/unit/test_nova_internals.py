@@ -1,0 +1,47 @@
+"""nova_ha.sim.nova_internals: every private nova internal the harness uses
+exists in the installed nova, and the threading mode per release."""
+
+import pytest
+
+from nova_ha.sim import nova_internals
+
+
+def test_every_listed_internal_exists_in_this_nova():
+    assert nova_internals.check() == []
+
+
+def test_the_harness_runs_in_the_selected_mode():
+    from nova_ha.sim import novastack
+    assert novastack.THREADING_MODE == nova_internals.threading_mode()
+
+
+@pytest.mark.parametrize('version, mode', [
+    ((31, 3, 1), 'eventlet'), ((33, 0, 2), 'eventlet'),
+    ((34, 0, 0), 'threading'), ((35, 0, 0), 'threading')])
+def test_release_default(monkeypatch, version, mode):
+    monkeypatch.setattr(nova_internals, 'nova_version', lambda: version)
+    assert nova_internals.threading_mode({}) == mode
+    env = {}
+    assert nova_internals.select_threading_mode(env) == mode
+    assert env == {
+        'NOVA_HA_NOVA_THREADING': mode,
+        'OS_NOVA_DISABLE_EVENTLET_PATCHING':
+            '1' if mode == 'threading' else '0'}
+
+
+def test_explicit_choices_win(monkeypatch):
+    monkeypatch.setattr(nova_internals, 'nova_version', lambda: (34, 0, 0))
+    assert nova_internals.threading_mode(
+        {'NOVA_HA_NOVA_THREADING': 'Eventlet'}) == 'eventlet'
+    assert nova_internals.threading_mode(
+        {'OS_NOVA_DISABLE_EVENTLET_PATCHING': '0'}) == 'eventlet'
+    assert nova_internals.threading_mode(
+        {'NOVA_HA_NOVA_THREADING': 'threading',
+         'OS_NOVA_DISABLE_EVENTLET_PATCHING': '0'}) == 'threading'
+
+
+def test_bad_mode_names_the_variable_and_value():
+    with pytest.raises(ValueError) as exc:
+        nova_internals.threading_mode({'NOVA_HA_NOVA_THREADING': 'green'})
+    assert 'NOVA_HA_NOVA_THREADING' in str(exc.value)
+    assert "'green'" in str(exc.value)
