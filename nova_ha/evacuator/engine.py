@@ -478,6 +478,8 @@ class Evacuator:
         more than half its window): far more likely this evacuator (or its
         network) than the cloud -- a stall: nothing is judged until a full
         fresh window has been observed on every host."""
+        if now - self.started_at < self.opts.startup_grace:
+            return          # not everyone has reached us yet: not a stall
         expected = [h for h in hosts if getattr(states.get(h), 'state', None)
                     not in self.FENCED_STATES + ('MAINTENANCE',)]
         if len(expected) < 2:

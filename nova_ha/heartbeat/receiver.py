@@ -217,6 +217,10 @@ class HeartbeatReceiver:
         self._wall = wall_clock
 
         self._lock = threading.Lock()
+        # One drainer at a time (the receiver thread, or catch_up() in a
+        # caller's): datagrams of one plane are handled in arrival order
+        # (two readers would make the later of two look like a replay).
+        self._drain_lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._gen = 0
         self._planes_state = {}   # (host, plane) -> _PlaneState
@@ -525,6 +529,10 @@ class HeartbeatReceiver:
 
     def _drain(self, sock, plane):
         """Up to 512 datagrams of ``sock``; returns how many were read."""
+        with self._drain_lock:
+            return self._drain_locked(sock, plane)
+
+    def _drain_locked(self, sock, plane):
         recv = sock.recv
         handle = self.handle
         now = self._clock()
