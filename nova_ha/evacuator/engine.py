@@ -72,6 +72,8 @@ LOG = logging.getLogger(__name__)
 # when the host is OK again without having been fenced.
 EPISODE_ALARMS = ('HOST_DOWN', 'PARTITION', 'SERVICE_DOWN',
                   'MASS_FAILURE_GUARD')
+# The SELF_CHECK alarm raised while every host is silent at once.
+EVERYONE_SILENT_KEY = 'SELF_CHECK|everyone-silent'
 # The one cloud-wide MASS_FAILURE_GUARD alarm of a guard episode.
 GUARD_ALARM_KEY = 'MASS_FAILURE_GUARD|cloud'
 # A host whose every plane is silent for more than this share of its
@@ -444,6 +446,12 @@ class Evacuator:
         self.advance(*recs)
         self.watch_recovered(states, now)
         self._clear_guard_alarm(recs)
+        if not recs and self._steady.get('self_check_alarm', True):
+            # No fence waits on a self-check any more (the recoveries it
+            # held closed): its alarm clears (looked up once per term).
+            self._steady['self_check_alarm'] = False
+            self.journal.clear_alarms(key='SELF_CHECK', by=self.opts.name,
+                                      epoch=self.epoch)
 
     def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
@@ -485,9 +493,28 @@ class Evacuator:
         if len(expected) < 2:
             return
         half = self._half_snapshot(hosts, now)
-        if all(half.get(h, (hb.UNKNOWN,))[0] in (hb.SILENT, hb.UNKNOWN)
-               for h in expected):
-            self.stall.everyone_silent(now, len(expected))
+        if not all(half.get(h, (hb.UNKNOWN,))[0] in (hb.SILENT, hb.UNKNOWN)
+                   for h in expected):
+            if (self._steady.pop('everyone_silent', None) is not None
+                    or 'everyone_silent_checked' not in self._steady):
+                self._steady['everyone_silent_checked'] = True
+                self.journal.clear_alarms(key=EVERYONE_SILENT_KEY,
+                                          by=self.opts.name,
+                                          epoch=self.epoch)
+            return
+        self.stall.everyone_silent(now, len(expected))
+        # Nothing is judged meanwhile: say so (once per ALARM_REFRESH).
+        since = self._steady.setdefault('everyone_silent', now)
+        last = self._steady.get('everyone_silent_alarm')
+        if last is None or now - last >= ALARM_REFRESH:
+            self._steady['everyone_silent_alarm'] = now
+            self.alarm('SELF_CHECK', 'CRITICAL',
+                       'every one of %d compute hosts silent at once for '
+                       '%.1f s: this evacuator (or its network) is more '
+                       'likely cut off than the cloud dead; no host is '
+                       'judged or fenced meanwhile' % (len(expected),
+                                                       now - since),
+                       key=EVERYONE_SILENT_KEY)
 
     def judge_guard(self, states, recs, now):
         """The mass-failure guard's verdict this pass (guard.judge over
@@ -564,6 +591,7 @@ class Evacuator:
         if reason is None:
             reason = self.self_check()
         if reason:
+            self._steady['self_check_alarm'] = True
             self.alarm('SELF_CHECK', 'CRITICAL',
                        'not fencing %s: self-check failed: %s'
                        % (host, reason), host=None, recovery_id=rec.id,

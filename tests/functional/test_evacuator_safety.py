@@ -27,7 +27,8 @@ from tests.functional import procs
 from nova_ha.sim import client as sim_client
 
 RUNS = int(os.environ.get('NOVA_HA_SOAK_RUNS', '2'))
-EPISODE_ALARMS = ['HOST_DOWN', 'MASS_FAILURE_GUARD', 'PARTITION']
+EPISODE_ALARMS = ['HOST_DOWN', 'MASS_FAILURE_GUARD', 'PARTITION',
+                  'SELF_CHECK']
 
 
 def agent_pids(sim):

@@ -122,8 +122,11 @@ def test_everyone_silent_opens_no_recovery(cloud):
     assert not cloud.journal.list_recoveries()
     assert all(c == engine.SUSPECT for c in cloud.ev._conditions.values())
     assert 'every one of 4' in cloud.ev.stall.last.cause
+    (alarm,) = active(cloud, 'SELF_CHECK')      # said, once
+    assert alarm.severity == 'CRITICAL' and 'cut off' in alarm.message
     cloud.tick(0.1, beat=HOSTS)
     assert cloud.fencer.calls == []
+    assert not active(cloud, 'SELF_CHECK')      # cleared once heard
 
 
 def test_burst_is_judged_together(tmp_path):
@@ -165,3 +168,23 @@ def test_two_hosts_of_a_small_cloud_are_guarded(tmp_path):
         assert '2 of 4' in alarm.message
     finally:
         cloud.close()
+
+
+def test_stall_holds_an_open_recovery_with_an_alarm_that_clears(cloud):
+    cloud.tick(0.0, beat=HOSTS)
+    cloud.tick(0.3, beat=others('c1'))
+    for _ in range(3):                       # c2 silent from here
+        cloud.tick(0.3, beat=('c3', 'c4'))
+    rec = cloud.journal.get_open_recovery('c1')
+    assert rec is not None and cloud.ev._verdict.wait   # burst: c2
+    cloud.ev.stall.record(cloud.t[0], 5.0, 'test stall')
+    cloud.tick(0.05, beat=others('c1'))      # c2 back; the stall holds
+    cloud.settle_fence('c1')
+    assert cloud.fencer.calls == []
+    (alarm,) = active(cloud, 'SELF_CHECK')
+    assert 'test stall' in alarm.message
+    cloud.tick(0.05, beat=HOSTS)             # c1 heard again: closes
+    cloud.tick(0.05, beat=HOSTS)
+    assert cloud.journal.get_recovery(rec.id).state == 'failed'
+    assert not active(cloud, 'SELF_CHECK', 'HOST_DOWN')
+    assert cloud.fencer.calls == []
