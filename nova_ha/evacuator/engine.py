@@ -974,10 +974,32 @@ class Evacuator:
                              % ', '.join(heard), heard=True)
         if self.conf.guard.self_check and not self.receiver.healthy():
             return NotFenced(host, 'heartbeat receiver not running')
+        burst = self._burst_now(host)
+        if burst:
+            return NotFenced(host, 'host(s) %s fell silent meanwhile (inside '
+                             'their window): judging the burst together'
+                             % ', '.join(burst))
         reason = self.stall.suspended(self.clock(), self._longest_window())
         if reason:
             return NotFenced(host, reason)
         return None
+
+    def _burst_now(self, host):
+        """Other hosts silent on every plane for more than half their
+        window but not yet past it, right now: a burst has started since
+        the decision to fence ``host``."""
+        hosts = [h for h in sorted(self.services) if h != host]
+        if not hosts:
+            return []
+        now = self.clock()
+        full = self.receiver.snapshot(hosts, now=now,
+                                      window_for=self.window_for)
+        half = self.receiver.snapshot(
+            hosts, now=now,
+            window_for=lambda h: self.window_for(h) * SUSPECT_FRACTION)
+        return [h for h in hosts
+                if half[h][0] == hb.SILENT
+                and full[h][0] not in (hb.SILENT, hb.UNKNOWN)]
 
     def _fence(self, host, recovery_id, epoch=None, detected_at=None):
         entry = self.fencer.inventory.lookup(host)

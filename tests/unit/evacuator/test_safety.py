@@ -188,3 +188,17 @@ def test_stall_holds_an_open_recovery_with_an_alarm_that_clears(cloud):
     assert cloud.journal.get_recovery(rec.id).state == 'failed'
     assert not active(cloud, 'SELF_CHECK', 'HOST_DOWN')
     assert cloud.fencer.calls == []
+
+
+def test_last_look_defers_when_a_burst_starts_after_the_decision(cloud):
+    cloud.ev._held_back = lambda rec: True      # open, not yet fencing
+    cloud.tick(0.0, beat=HOSTS)
+    for _ in range(4):
+        cloud.tick(0.3, beat=others('c1'))
+    rec = cloud.journal.get_open_recovery('c1')
+    assert rec is not None
+    cloud.t[0] += 0.6                           # c2 silent 0.6 s of 1.0
+    cloud.beat('c3', 'c4')
+    result = cloud.ev._fence('c1', rec.id, None, rec.detected_at)
+    assert isinstance(result, engine.NotFenced) and not result.heard
+    assert 'c2' in result.reason and cloud.fencer.calls == []
