@@ -65,15 +65,21 @@ class Bench:
         self.ev.stop()
         self.sim.stop()
 
-    def settle(self, timeout=120):
+    def settle(self, timeout=240):
         """Every host OK, no recovery open (a host recovered for real is
         returned to service, as an operator would)."""
-        procs.wait_for(lambda: not self.j.list_recoveries(states=['open']),
-                       timeout, interval=0.2, what='no open recovery')
-        for st in self.j.list_host_states(states=['RECOVERED']):
-            self.return_host(st.host)
-        procs.wait_for(lambda: safety.hosts_ok(self.ev, self.hosts),
-                       timeout, interval=0.2, what='every host OK')
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.j.list_recoveries(states=['open']):
+                for st in self.j.list_host_states(states=['RECOVERED']):
+                    self.return_host(st.host)
+                if safety.hosts_ok(self.ev, self.hosts):
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError('not settled after %.0f s: %s' % (
+                    timeout, [(s.host, s.state) for s in
+                              self.j.list_host_states()]))
+            time.sleep(0.2)
 
     def return_host(self, host):
         from tests.functional import test_evacuator_ha as ha
