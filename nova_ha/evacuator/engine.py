@@ -51,23 +51,34 @@ refused by Nova (a second evacuate of a rebuilding instance).
 """
 
 import concurrent.futures
+import dataclasses
 import datetime
 import logging
 import threading
 import time
 
+from nova_ha.evacuator import detection
+from nova_ha.evacuator import guard as guard_mod
 from nova_ha.evacuator import nova_ops
+from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
+    HOST_DOWN, OK, PARTITION, SERVICE_DOWN, SUSPECT)
 from nova_ha.heartbeat import receiver as hb
 from nova_ha.journal import api as journal_api
 from nova_ha import topology as topology_mod
 
 LOG = logging.getLogger(__name__)
 
-OK = 'OK'
-HOST_DOWN = 'HOST_DOWN'
-SERVICE_DOWN = 'SERVICE_DOWN'
-PARTITION = 'PARTITION'
-SUSPECT = 'SUSPECT'
+# Alarms of one episode of a host (down, partitioned, guarded): cleared
+# when the host is OK again without having been fenced.
+EPISODE_ALARMS = ('HOST_DOWN', 'PARTITION', 'SERVICE_DOWN',
+                  'MASS_FAILURE_GUARD')
+# The SELF_CHECK alarm raised while every host is silent at once.
+EVERYONE_SILENT_KEY = 'SELF_CHECK|everyone-silent'
+# The one cloud-wide MASS_FAILURE_GUARD alarm of a guard episode.
+GUARD_ALARM_KEY = 'MASS_FAILURE_GUARD|cloud'
+# A host whose every plane is silent for more than this share of its
+# window is SUSPECT for the guard (a burst being judged together).
+SUSPECT_FRACTION = 0.5
 
 # An 'evacuating' item inherited from a previous leader with neither a
 # migration record nor a task state this long after the takeover: that
@@ -138,6 +149,11 @@ class Evacuator:
         self._domains = None           # {level: {domain: [hosts]}}
         self._domains_of = None        # the hosts _domains was made of
         self._windows = {}             # host -> confirmation window
+        self.stall = detection.StallMonitor(
+            threshold=conf.guard.stall_threshold, clock=clock)
+        self._verdict = guard_mod.Verdict()   # the guard's, this pass
+        self._guard_alarm = None       # True/False: the cloud alarm is up
+        self._opened = {}              # recovery id -> monotonic open time
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -155,9 +171,14 @@ class Evacuator:
         if self._hosts_read_at is None:
             self.check_config()
         self.started_at = self.clock()
+        if self.clock is time.monotonic:
+            # The ticker measures real time only (tests move a clock of
+            # their own between passes; the loop's check still applies).
+            self.stall.start()
         return self
 
     def stop(self):
+        self.stall.stop()
         self._refresh_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._api_pool.shutdown(wait=True, cancel_futures=True)
@@ -238,25 +259,18 @@ class Evacuator:
             silent = None
         else:
             state, silent = seen
-        if state in (hb.UNKNOWN, hb.SILENT, hb.PARTITION) and (
-                now - self.started_at < max(self.opts.startup_grace, window)):
-            # Just started: agents' planes may not all have reached us yet.
-            return SUSPECT
-        if state == hb.UNKNOWN:
-            return HOST_DOWN
-        if state == hb.SILENT:
-            return HOST_DOWN
-        if state == hb.PARTITION:
-            if silent is None:
-                silent = self.receiver.silent_planes(host, now=now,
-                                                     window=window)
-            if (self.opts.partition_recovery
-                    and {'management', 'storage'} <= set(silent)):
-                return HOST_DOWN
-            return PARTITION
-        if state == hb.SERVICE_DOWN:
-            return SERVICE_DOWN
-        return OK
+        # Just started (agents' planes may not all have reached us yet), or
+        # inside the fresh window after this evacuator's own stall: a host
+        # that looks silent is only SUSPECT.
+        judging = (now - self.started_at >= max(self.opts.startup_grace,
+                                                window)
+                   and self.stall.fresh(now, window))
+        if state == hb.PARTITION and silent is None and \
+                self.opts.partition_recovery:
+            silent = self.receiver.silent_planes(host, now=now,
+                                                 window=window)
+        return detection.classify(state, silent,
+                                  self.opts.partition_recovery, judging)
 
     def failure_time(self, host, now):
         """Wall-clock time of the host's last heartbeat on any plane."""
@@ -328,7 +342,9 @@ class Evacuator:
     def run(self, stop_event):
         gen = self.receiver.generation
         while not stop_event.is_set():
-            if self.acting():
+            if not self.acting():
+                self.stall.pass_ended(None)    # a standby has no passes
+            else:
                 try:
                     self.reconcile()
                 except (journal_api.StaleEpoch, NotLeader) as exc:
@@ -375,6 +391,8 @@ class Evacuator:
         self._last_nova_poll = 0.0
         self._steady = {}
         self._pass = {}
+        self._verdict = guard_mod.Verdict()
+        self._guard_alarm = None
 
     def _assert_leader(self, epoch=None):
         """Raise NotLeader unless we still lead with ``epoch``."""
@@ -396,22 +414,44 @@ class Evacuator:
         unchanged PARTITION / SERVICE_DOWN re-raises its alarm every
         ALARM_REFRESH seconds)."""
         now = self.clock()
+        self.stall.pass_started(now, expected=self.opts.tick)
+        try:
+            self._reconcile(now)
+        finally:
+            self.stall.pass_ended(self.clock())
+
+    def _reconcile(self, now):
         self.refresh_hosts()
         self._pass = {}
         self._conditions = {}
         hosts = sorted(self.services)
         self._note_unknown()
         states = self.journal.host_state_map()
+        catch_up = getattr(self.receiver, 'catch_up', None)
+        if catch_up is not None:
+            # Judge on every heartbeat that has reached this machine, not
+            # on a receiver thread that fell behind.
+            catch_up()
+            now = self.clock()
         seen = self.receiver.snapshot(hosts, now=now,
                                       window_for=self.window_for)
+        self._check_everyone_silent(hosts, states, now)
         for host in hosts:
             self.observe(host, now, current=states.get(host),
                          seen=seen.get(host))
-        self._guard_reason = self.mass_failure(states)
         recs = self.journal.list_recoveries(states=['open'])
+        self._verdict = self.judge_guard(states, recs, now)
+        self._guard_reason = self._verdict.reason
         self._poll_evacuations(recs, now)
         self.advance(*recs)
         self.watch_recovered(states, now)
+        self._clear_guard_alarm(recs)
+        if not recs and self._steady.get('self_check_alarm', True):
+            # No fence waits on a self-check any more (the recoveries it
+            # held closed): its alarm clears (looked up once per term).
+            self._steady['self_check_alarm'] = False
+            self.journal.clear_alarms(key='SELF_CHECK', by=self.opts.name,
+                                      epoch=self.epoch)
 
     def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
@@ -427,64 +467,95 @@ class Evacuator:
         self._unknown = unknown
 
     # -- guards --------------------------------------------------------------
-    def mass_failure(self, states=None):
-        """Why fencing must be held back now, or None.
+    # States of a host known to be powered off by nova-ha (or being
+    # drained): silent on purpose, counted by the guard as fenced instead.
+    FENCED_STATES = ('FENCED', 'FORCED_DOWN', 'EVACUATING', 'RECOVERED')
 
-        More than [guard] max_failed_fraction of all hosts, or of one rack
-        or AZ (with at least domain_min_hosts hosts), look failed at once,
-        or more than max_failures_in_window distinct hosts failed within
-        failure_window: this evacuator is more likely cut off than that
-        much of the cloud dead. ``states``: {host: HostStateBrief} of this
-        pass (read from the journal when not given).
-        """
-        g = self.conf.guard
-        conds = self._conditions
-        hosts = sorted(self.services) or sorted(conds)
-        if not hosts:
-            return None
-        failed = {h for h in hosts if conds.get(h) == HOST_DOWN}
-        if not failed:
-            return None
-        if states is None:
-            states = self.journal.host_state_map(states=['RECOVERED'])
-        failed = {h for h in failed if getattr(states.get(h), 'state', None)
-                  != 'RECOVERED'}
-        if not failed:
-            return None
-        if len(failed) > g.max_failed_fraction * len(hosts):
-            return ('%d of %d compute hosts (%.0f%%) look failed at once '
-                    '(guard: more than %.0f%%)' % (
-                        len(failed), len(hosts),
-                        100.0 * len(failed) / len(hosts),
-                        100.0 * g.max_failed_fraction))
-        domains = self._domains
-        if domains is None or set(hosts) != self._domains_of:
-            domains = {}
-            for level in ('rack', 'availability_zone'):
-                members = domains[level] = {}
-                for h in hosts:
-                    dom = self.location(h).get(level)
-                    if dom is not None:
-                        members.setdefault(dom, []).append(h)
-            self._domains, self._domains_of = domains, set(hosts)
-        for level in ('rack', 'availability_zone'):
-            for dom, hs in sorted(domains[level].items()):
-                if len(hs) < g.domain_min_hosts:
-                    continue
-                down = [h for h in hs if h in failed]
-                if len(down) > g.max_failed_fraction_per_domain * len(hs):
-                    return ('%d of %d hosts of %s %s look failed at once '
-                            '(guard: more than %.0f%%)' % (
-                                len(down), len(hs), level, dom,
-                                100.0 * g.max_failed_fraction_per_domain))
-        since = utcnow() - datetime.timedelta(seconds=g.failure_window)
+    def _half_snapshot(self, hosts, now):
+        """{host: (state, silent planes)} at SUSPECT_FRACTION of each
+        window, once per pass (for the guard's burst rule and the
+        everyone-silent check)."""
+        if 'half' not in self._pass:
+            self._pass['half'] = self.receiver.snapshot(
+                hosts, now=now,
+                window_for=lambda h: self.window_for(h) * SUSPECT_FRACTION)
+        return self._pass['half']
+
+    def _check_everyone_silent(self, hosts, states, now):
+        """Every host expected to beat silent at once (on every plane, for
+        more than half its window): far more likely this evacuator (or its
+        network) than the cloud -- a stall: nothing is judged until a full
+        fresh window has been observed on every host."""
+        if now - self.started_at < self.opts.startup_grace:
+            return          # not everyone has reached us yet: not a stall
+        expected = [h for h in hosts if getattr(states.get(h), 'state', None)
+                    not in self.FENCED_STATES + ('MAINTENANCE',)]
+        if len(expected) < 2:
+            return
+        half = self._half_snapshot(hosts, now)
+        if not all(half.get(h, (hb.UNKNOWN,))[0] in (hb.SILENT, hb.UNKNOWN)
+                   for h in expected):
+            if (self._steady.pop('everyone_silent', None) is not None
+                    or 'everyone_silent_checked' not in self._steady):
+                self._steady['everyone_silent_checked'] = True
+                self.journal.clear_alarms(key=EVERYONE_SILENT_KEY,
+                                          by=self.opts.name,
+                                          epoch=self.epoch)
+            return
+        self.stall.everyone_silent(now, len(expected))
+        # Nothing is judged meanwhile: say so (once per ALARM_REFRESH).
+        since = self._steady.setdefault('everyone_silent', now)
+        last = self._steady.get('everyone_silent_alarm')
+        if last is None or now - last >= ALARM_REFRESH:
+            self._steady['everyone_silent_alarm'] = now
+            self.alarm('SELF_CHECK', 'CRITICAL',
+                       'every one of %d compute hosts silent at once for '
+                       '%.1f s: this evacuator (or its network) is more '
+                       'likely cut off than the cloud dead; no host is '
+                       'judged or fenced meanwhile' % (len(expected),
+                                                       now - since),
+                       key=EVERYONE_SILENT_KEY)
+
+    def judge_guard(self, states, recs, now):
+        """The mass-failure guard's verdict this pass (guard.judge over
+        every compute host); nothing to judge without an open recovery."""
+        if not recs:
+            return guard_mod.Verdict()
+        hosts = sorted(self.services)
+        half = self._half_snapshot(hosts, now)
+        open_hosts = {r.host for r in recs}
+        policy = guard_mod.GuardPolicy.from_conf(self.conf.guard)
+        since = utcnow() - datetime.timedelta(seconds=policy.failure_window)
         recent = {r.host for r in self.journal.list_recoveries(since=since)
-                  if r.reason == HOST_DOWN} | failed
-        if len(recent) > g.max_failures_in_window:
-            return ('%d hosts failed within %.0f s (guard: more than %d)'
-                    % (len(recent), g.failure_window,
-                       g.max_failures_in_window))
-        return None
+                  if r.reason == HOST_DOWN and r.fenced_at is not None}
+        out = []
+        for h in hosts:
+            st = getattr(states.get(h), 'state', None)
+            if st == 'MAINTENANCE':
+                continue
+            off = st in self.FENCED_STATES
+            cond = self._conditions.get(h)
+            state, silent = half.get(h, (hb.UNKNOWN, ()))
+            if off:
+                silence = guard_mod.HEARD
+            elif cond == HOST_DOWN:
+                silence = guard_mod.SILENT
+            elif cond == SUSPECT or state in (hb.SILENT, hb.UNKNOWN):
+                silence = guard_mod.SUSPECT
+            else:
+                silence = guard_mod.HEARD
+            out.append(guard_mod.GuardHost(
+                name=h, silence=silence,
+                silent_planes=() if off else tuple(silent),
+                open_recovery=h in open_hosts,
+                fenced_recently=(h in recent and st in self.FENCED_STATES),
+                domains=self.location(h)))
+        return guard_mod.judge(policy, out, self.receiver.planes)
+
+    def mass_failure(self, states=None):
+        """Why fencing must be held back now, or None (the guard's reason
+        for this pass; see judge_guard)."""
+        return self._verdict.reason
 
     def self_check(self):
         """Why this evacuator must not fence now, or None (asked once per
@@ -511,10 +582,16 @@ class Evacuator:
         return None
 
     def _held_back(self, rec):
-        """True (with alarm, state GUARDED) if fencing must wait."""
+        """True if fencing must wait: this evacuator stalled (SELF_CHECK
+        alarm), its self-check fails (SELF_CHECK alarm), the guard waits
+        for a burst to unfold (no alarm) or holds (host GUARDED, one
+        cloud-wide MASS_FAILURE_GUARD alarm). When in doubt, do not fence."""
         host = rec.host
-        reason = self.self_check()
+        reason = self.stall.suspended(self.clock(), self._longest_window())
+        if reason is None:
+            reason = self.self_check()
         if reason:
+            self._steady['self_check_alarm'] = True
             self.alarm('SELF_CHECK', 'CRITICAL',
                        'not fencing %s: self-check failed: %s'
                        % (host, reason), host=None, recovery_id=rec.id,
@@ -528,20 +605,61 @@ class Evacuator:
             return False
         if state is not None and state.state == 'GUARDED':
             # Once held back, held until an operator lifts the guard or the
-            # host answers again (the recovery then closes as flapping),
-            # even if fewer hosts look failed now.
+            # host is heard again (the recovery then closes), even if fewer
+            # hosts look failed now.
             return True
-        reason = self._guard_reason
-        if not reason:
+        verdict = self._verdict
+        if verdict.wait:
+            LOG.info('not fencing %s yet: %s', host, verdict.wait)
+            return True
+        if not verdict.reason:
             return False
-        self.journal.set_host_state(host, 'GUARDED', detail=reason,
+        self.journal.set_host_state(host, 'GUARDED', detail=verdict.reason,
                                     recovery_id=rec.id, epoch=self.epoch)
+        self._raise_guard_alarm(verdict)
+        return True
+
+    def _longest_window(self):
+        hosts = sorted(self.services)
+        return max([self.window_for(h) for h in hosts] or [0.0])
+
+    def _raise_guard_alarm(self, verdict):
+        """ONE CRITICAL MASS_FAILURE_GUARD alarm per guard episode, naming
+        the hosts and the rule (not one per host)."""
+        guarded = sorted(s.host for s in self.journal.list_host_states(
+            states=['GUARDED']))
+        self._guard_alarm = True
         self.alarm('MASS_FAILURE_GUARD', 'CRITICAL',
                    'not fencing %s: %s; this evacuator is more likely cut '
                    'off than those hosts dead. After checking, an operator '
-                   'can run: nova-ha host lift-guard %s --operator NAME'
-                   % (host, reason, host), host=host, recovery_id=rec.id)
-        return True
+                   'can run: nova-ha host lift-guard HOST --operator NAME'
+                   % (', '.join(guarded), verdict.reason), host=None,
+                   key=GUARD_ALARM_KEY, extra={'hosts': guarded,
+                                               'rule': verdict.rule})
+
+    def _clear_guard_alarm(self, recs):
+        """The cloud-wide guard alarm clears once no host is GUARDED (each
+        answered again, or was let through by an operator)."""
+        if self._guard_alarm is False:
+            return
+        if self._guard_alarm is None:      # new term: look once
+            self._guard_alarm = bool(self.journal.list_alarms(
+                types=['MASS_FAILURE_GUARD']))
+            if not self._guard_alarm:
+                return
+        if self.journal.list_host_states(states=['GUARDED']):
+            return
+        self.journal.clear_alarms(type='MASS_FAILURE_GUARD',
+                                  by=self.opts.name, epoch=self.epoch)
+        self._guard_alarm = False
+
+    def _episode_over(self, host):
+        """``host`` is OK again without having been fenced: its episode's
+        alarms (HOST_DOWN, PARTITION, SERVICE_DOWN, its MASS_FAILURE_GUARD)
+        clear."""
+        for type_ in EPISODE_ALARMS:
+            self.journal.clear_alarms(host=host, type=type_,
+                                      by=self.opts.name, epoch=self.epoch)
 
     def _unchanged(self, host, condition, detail, current, now):
         """True if this term already wrote ``condition`` (and its alarm)
@@ -580,6 +698,7 @@ class Evacuator:
             self.journal.set_host_state(host, 'HOST_DOWN',
                                         recovery_id=rec.id, epoch=self.epoch)
             if created:
+                self._opened[rec.id] = now
                 # open_recovery recorded the 'detected' step itself; the
                 # last heartbeat is when the host failed, what downtime
                 # (nova-ha report) is measured from.
@@ -622,10 +741,7 @@ class Evacuator:
         elif condition == OK:
             if current not in (None, 'OK', 'MAINTENANCE', 'DISABLED'):
                 self.journal.set_host_state(host, 'OK', epoch=self.epoch)
-                self.journal.clear_alarms(host=host, type='PARTITION',
-                                          by=self.opts.name, epoch=self.epoch)
-                self.journal.clear_alarms(host=host, type='SERVICE_DOWN',
-                                          by=self.opts.name, epoch=self.epoch)
+                self._episode_over(host)
                 if current == 'SERVICE_DOWN':
                     self.alarm('PROCESS_RESTARTED', 'INFO',
                                'nova-compute on %s runs again (restarted by '
@@ -774,6 +890,14 @@ class Evacuator:
                 return False
             del self._fencing[host]
             result = future.result()
+            if isinstance(result, NotFenced):
+                if result.heard:
+                    self._close_not_fenced(rec, result.reason)
+                else:
+                    self.journal.set_host_state(
+                        host, 'HOST_DOWN', detail=result.reason,
+                        recovery_id=rec.id, epoch=self.epoch)
+                return False
             if not result.fenced and answers:
                 self._close_returned(rec, 'fence not confirmed (%s: %s)'
                                      % (result.outcome, result.reason))
@@ -800,20 +924,16 @@ class Evacuator:
                                             result.reason, host),
                        host=host, recovery_id=rec.id)
             return False
-        # Flapping: the host answers again before anything was fenced.
+        # Heard again (on any plane) before anything was fenced: never
+        # fence a host that is being heard.
+        heard = self._heard(rec)
         if last is None or last.started_at < rec.detected_at:
-            if answers:
-                self.journal.close_recovery(
-                    rec.id, 'failed', epoch=self.epoch,
-                    detail='host came back before fencing; nothing done')
-                self.journal.set_host_state(host, 'OK', epoch=self.epoch)
-                self.alarm('FLAPPING', 'WARNING',
-                           'compute host %s looked down, then answered '
-                           'again before fencing; not recovering' % host,
-                           host=host, recovery_id=rec.id,
-                           extra={'phase': 'detected'})
+            if answers or heard:
+                self._close_not_fenced(rec, 'heard again on plane(s) %s '
+                                       'before fencing' % ', '.join(
+                                           heard or self.receiver.planes))
                 return False
-        elif answers and last.outcome != 'FENCED':
+        elif (answers or heard) and last.outcome != 'FENCED':
             # A fence of this recovery failed (FENCE_FAILED, retrying) or
             # was left unfinished by a leader that died, and the host is
             # running: do not fence it again.
@@ -836,11 +956,59 @@ class Evacuator:
         self.journal.set_host_state(host, 'FENCING', recovery_id=rec.id,
                                     epoch=self.epoch)
         self._fencing[host] = self._pool.submit(self._fence, host, rec.id,
-                                                self.epoch)
+                                                self.epoch, rec.detected_at)
         return False
 
-    def _fence(self, host, recovery_id, epoch=None):
+    def _last_look(self, host, detected_at):
+        """Right before a power-off: take every heartbeat queued for this
+        machine, then re-read ``host``'s. A NotFenced if the host was
+        heard since its recovery opened, the receiver is not running or
+        this evacuator stalled; else None."""
+        catch_up = getattr(self.receiver, 'catch_up', None)
+        if catch_up is not None:
+            catch_up()
+        heard = self._heard_since(host, detected_at)
+        if heard:
+            return NotFenced(host, 'heard on plane(s) %s since its recovery '
+                             'opened (last look before the power-off)'
+                             % ', '.join(heard), heard=True)
+        if self.conf.guard.self_check and not self.receiver.healthy():
+            return NotFenced(host, 'heartbeat receiver not running')
+        burst = self._burst_now(host)
+        if burst:
+            return NotFenced(host, 'host(s) %s fell silent meanwhile (inside '
+                             'their window): judging the burst together'
+                             % ', '.join(burst))
+        reason = self.stall.suspended(self.clock(), self._longest_window())
+        if reason:
+            return NotFenced(host, reason)
+        return None
+
+    def _burst_now(self, host):
+        """Other hosts silent on every plane for more than half their
+        window but not yet past it, right now: a burst has started since
+        the decision to fence ``host``."""
+        hosts = [h for h in sorted(self.services) if h != host]
+        if not hosts:
+            return []
+        now = self.clock()
+        full = self.receiver.snapshot(hosts, now=now,
+                                      window_for=self.window_for)
+        half = self.receiver.snapshot(
+            hosts, now=now,
+            window_for=lambda h: self.window_for(h) * SUSPECT_FRACTION)
+        return [h for h in hosts
+                if half[h][0] == hb.SILENT
+                and full[h][0] not in (hb.SILENT, hb.UNKNOWN)]
+
+    def _fence(self, host, recovery_id, epoch=None, detected_at=None):
         entry = self.fencer.inventory.lookup(host)
+        if detected_at is not None:
+            detected_at = self._opened.get(recovery_id, detected_at)
+            stop = self._last_look(host, detected_at)
+            if stop is not None:
+                LOG.warning('not fencing %s: %s', host, stop.reason)
+                return stop
         # At most one attempt in flight per host: one left by a leader that
         # died mid-fence is returned here and carried on (power-off is
         # idempotent); finish_fencing's first outcome wins.
@@ -848,6 +1016,14 @@ class Evacuator:
                                              recovery_id=recovery_id,
                                              epoch=epoch)
         self._assert_leader(epoch)
+        if detected_at is not None:
+            stop = self._last_look(host, detected_at)
+            if stop is not None:
+                LOG.warning('not fencing %s: %s', host, stop.reason)
+                self.journal.finish_fencing(
+                    attempt.id, 'INTERRUPTED', epoch=epoch,
+                    reason='not powered off: %s' % stop.reason)
+                return stop
         try:
             result = self.fencer.fence(host)
         except Exception as exc:       # a driver bug must not kill the loop
@@ -1152,9 +1328,50 @@ class Evacuator:
                                     detail='answered again during fencing')
         self.journal.clear_alarms(host=host, type='FENCE_FAILED',
                                   by=self.opts.name, epoch=self.epoch)
+        self._episode_over(host)
         self.returned(host, rec.id, 'fencing')
         LOG.warning('recovery %s of %s stopped: the host answers again and '
                     'its %s', rec.id, host, why)
+
+    def _heard_since(self, host, detected_at):
+        """Planes on which ``host`` was heard after ``detected_at`` (its
+        recovery opened: monotonic when this evacuator opened it, else the
+        journal's wall-clock time); only management and storage count with
+        partition_recovery; none when the operator's policy
+        ([guard] fence_heard_hosts) fences heard hosts."""
+        if self.conf.guard.fence_heard_hosts:
+            return []
+        if isinstance(detected_at, datetime.datetime):
+            since = self.clock() - (utcnow() - detected_at).total_seconds()
+        else:
+            since = detected_at
+        planes = None
+        if self.opts.partition_recovery:
+            planes = [p for p in self.receiver.planes
+                      if p in detection.RECOVERY_PLANES]
+        return detection.heard_since(self.receiver, host, since, planes)
+
+    def _heard(self, rec):
+        return self._heard_since(rec.host,
+                                 self._opened.get(rec.id, rec.detected_at))
+
+    def _close_not_fenced(self, rec, why):
+        """The host was heard again before it was powered off: stop the
+        recovery (nothing fenced, forced down or evacuated), the host is
+        watched again from the next pass, its episode's alarms clear."""
+        host = rec.host
+        if not self.journal.close_recovery(
+                rec.id, 'failed', epoch=self.epoch,
+                detail='not fenced: %s; nothing done' % why):
+            return
+        self.journal.set_host_state(host, 'OK', epoch=self.epoch,
+                                    detail='not fenced: %s' % why)
+        self._episode_over(host)
+        self.alarm('FLAPPING', 'WARNING',
+                   'compute host %s looked down, then was %s; not fenced, '
+                   'not recovering' % (host, why), host=host,
+                   recovery_id=rec.id, extra={'phase': 'detected'})
+        LOG.warning('recovery %s of %s stopped: %s', rec.id, host, why)
 
     def watch_recovered(self, states, now):
         """A RECOVERED host (fenced, instances evacuated, awaiting `host
@@ -1200,6 +1417,18 @@ def enable_host(ops, journal, host, epoch=None):
                            epoch=epoch)
     journal.reset_guard(host, epoch=epoch)
     journal.clear_alarms(host=host, by='operator', epoch=epoch)
+
+
+@dataclasses.dataclass(frozen=True)
+class NotFenced:
+    """The last look before a power-off stopped it. ``heard``: the host
+    was heard since its recovery opened (the recovery stops); otherwise
+    the fence waits (this evacuator stalled, its receiver is down)."""
+    host: str
+    reason: str
+    heard: bool = False
+    fenced = False
+    outcome = 'NOT_FENCED'
 
 
 class ConfigError(Exception):

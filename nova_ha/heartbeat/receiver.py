@@ -217,6 +217,10 @@ class HeartbeatReceiver:
         self._wall = wall_clock
 
         self._lock = threading.Lock()
+        # One drainer at a time (the receiver thread, or catch_up() in a
+        # caller's): datagrams of one plane are handled in arrival order
+        # (two readers would make the later of two look like a replay).
+        self._drain_lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._gen = 0
         self._planes_state = {}   # (host, plane) -> _PlaneState
@@ -506,21 +510,43 @@ class HeartbeatReceiver:
             if key.data is not None:
                 self._drain(key.fileobj, key.data)
 
+    def catch_up(self, limit=100000):
+        """Take every datagram queued in the kernel now, in the caller's
+        thread; returns how many were taken. The evacuator calls this
+        before judging silence and right before a power-off: after a stall
+        of the receiver thread (or of the whole process) the heartbeats
+        that arrived meanwhile wait in the socket buffers, and a host must
+        not be judged on a view that is behind. Safe alongside the
+        receiver thread (each datagram is read once; handle() locks)."""
+        taken = 0
+        for sock, plane in list(self._socks):
+            while taken < limit:
+                got = self._drain(sock, plane)
+                taken += got
+                if got < 512:
+                    break
+        return taken
+
     def _drain(self, sock, plane):
+        """Up to 512 datagrams of ``sock``; returns how many were read."""
+        with self._drain_lock:
+            return self._drain_locked(sock, plane)
+
+    def _drain_locked(self, sock, plane):
         recv = sock.recv
         handle = self.handle
         now = self._clock()
         wall = self._wall()
-        for _ in range(512):  # bounded so one busy plane cannot starve
+        for n in range(512):  # bounded so one busy plane cannot starve
             try:
                 data = recv(_RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                return n
             except OSError as exc:
                 if exc.errno not in (errno.ECONNREFUSED,):
                     LOG.warning('heartbeat plane %s: receive error: %s',
                                 plane, exc)
-                return
+                return n
             try:
                 handle(data, plane, now, wall)
             except Exception:
@@ -531,6 +557,7 @@ class HeartbeatReceiver:
                 if errors <= 10 or errors % 10000 == 0:
                     LOG.exception('heartbeat plane %s: packet handling '
                                   'failed (%d so far)', plane, errors)
+        return 512
 
     def handle(self, data, plane, now=None, wall=None):
         """Process one datagram that arrived on `plane`; returns the

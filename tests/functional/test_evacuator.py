@@ -4,6 +4,7 @@ Real Nova over HTTP, real IPMI to the virtual BMCs, real UDP heartbeats
 from the sim's per-host agents, the evacuator's own SQLite journal.
 """
 
+import os
 import subprocess
 
 import pytest
@@ -19,6 +20,27 @@ def cloud(tmp_path):
     sim = procs.Sim(tmp_path / 'sim', hosts=6, racks=3, sal=1,
                     watchdog_restart_delay=4)
     ev = procs.Evacuator(sim.state['evacuator_configs'][0])
+    try:
+        ev.wait_running()
+        yield sim, ev
+    finally:
+        out, err = ev.stop()
+        sim.stop()
+    assert 'Traceback' not in err, err
+
+
+@pytest.fixture
+def cloud_two_failures(tmp_path):
+    """``cloud`` configured to let two hosts of its six be fenced in one
+    window (the default small-cloud rule allows one: [guard]
+    small_cloud_max_fenced)."""
+    sim = procs.Sim(tmp_path / 'sim', hosts=6, racks=3, sal=1,
+                    watchdog_restart_delay=4)
+    conf = tmp_path / 'ev.conf'
+    conf.write_text(open(sim.state['evacuator_configs'][0]).read()
+                    + '\n[guard]\nsmall_cloud_max_fenced = 2\n')
+    os.chmod(conf, 0o600)
+    ev = procs.Evacuator(str(conf))
     try:
         ev.wait_running()
         yield sim, ev
@@ -196,10 +218,10 @@ def test_dead_bmc_blocks_evacuation_until_operator_confirms(cloud):
     assert all(h != 'compute05' for h in procs.placement(sim).values())
 
 
-def test_group_members_on_failed_hosts_all_recovered(cloud):
+def test_group_members_on_failed_hosts_all_recovered(cloud_two_failures):
     """Four members of one anti-affinity group, two on each failed host's
     rack: evacuated one at a time, no late-check failures."""
-    sim, ev = cloud
+    sim, ev = cloud_two_failures
     group = sim.nova.server_groups.create(name='g4', policy='anti-affinity')
     procs.boot(sim, 'g4', count=4, hints={'group': group.id})
     where = procs.placement(sim)

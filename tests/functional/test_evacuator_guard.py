@@ -1,7 +1,8 @@
-"""The mass-failure guard, against ``nova-ha-sim``: when more than half the
-hosts look failed at once the evacuator fences nothing and raises CRITICAL
-MASS_FAILURE_GUARD alarms; ``nova-ha host lift-guard`` lets named hosts
-through."""
+"""The mass-failure guard, against ``nova-ha-sim``: when half the hosts or
+more look failed at once the evacuator fences nothing and raises ONE
+CRITICAL MASS_FAILURE_GUARD alarm naming them; ``nova-ha host lift-guard``
+lets named hosts through. (Bursts, exactly 50 %, stalls:
+test_evacuator_safety.py.)"""
 
 import os
 import socket
@@ -9,6 +10,7 @@ import time
 import urllib.request
 
 from tests.functional import procs
+from tests.functional import test_evacuator_safety
 
 
 def free_port():
@@ -37,19 +39,25 @@ def test_more_than_half_the_hosts_down_holds_fencing(tmp_path):
         ev.wait_running()
         victims = ['compute01', 'compute02', 'compute03', 'compute04']
         procs.boot(sim, 'vm', count=1, host='compute03')
-        for host in victims:
-            sim.inject(host, 'hang')        # the BMC still says on
-        procs.wait_for(lambda: len(alarms(
-            ev, types=['MASS_FAILURE_GUARD'])) == 4, 40,
-            what='four MASS_FAILURE_GUARD alarms')
+        # Within ~100 ms (control API calls, not a CLI process each: on a
+        # loaded machine those are seconds apart, and the first host,
+        # alone at that moment, is rightly fenced). The BMC still says on.
+        test_evacuator_safety.hang_together(sim, victims, spread=0.1)
+        def all_guarded():
+            j = procs.journal(ev.config_file)
+            try:
+                return {s.host for s in j.list_host_states(
+                    states=['GUARDED'])} == set(victims)
+            finally:
+                j.close()
+        procs.wait_for(all_guarded, 40, what='four hosts GUARDED')
         found = alarms(ev, types=['MASS_FAILURE_GUARD'])
-        assert {a.severity for a in found} == {'CRITICAL'}
+        assert len(found) == 1, [a.message for a in found]
+        assert found[0].severity == 'CRITICAL'
         assert '4 of 6' in found[0].message
         j = procs.journal(ev.config_file)
         try:
             assert not j.list_fencing_attempts()
-            assert {s.host for s in j.list_host_states(states=['GUARDED'])} \
-                == set(victims)
         finally:
             j.close()
         for host in victims:
@@ -84,7 +92,7 @@ def test_more_than_half_the_hosts_down_holds_fencing(tmp_path):
             'http://127.0.0.1:%d/metrics' % port, timeout=10).read().decode()
         assert 'nova_ha_is_leader 1.0' in text
         assert 'nova_ha_alarms_total{severity="CRITICAL",' \
-            'type="MASS_FAILURE_GUARD"} 4.0' in text
+            'type="MASS_FAILURE_GUARD"} 1.0' in text
         assert 'nova_ha_fencing_total{outcome="FENCED"} 1.0' in text
         assert 'nova_ha_fencing_seconds_count 1.0' in text
         assert 'nova_ha_evacuation_seconds_count 1.0' in text

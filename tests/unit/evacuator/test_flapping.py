@@ -101,12 +101,26 @@ class Fencer:
                                       elapsed=0.01, driver='ipmi')
 
 
+# Several hosts failing together, for tests of what follows the fence
+# (the guard holds these back by default: tests/unit/evacuator/
+# test_guard_rules.py).
+SEVERAL_HOSTS = {'small_cloud_hosts': 0, 'max_failed_fraction': 0.9,
+                 'max_failed_fraction_per_domain': 0.9}
+
+
 class Cloud:
-    def __init__(self, tmp_path, instances=None):
+    def __init__(self, tmp_path, instances=None, guard=None):
         self.t = [1000.0]
         conf = cfg.ConfigOpts()
         nova_ha.conf.register_opts(conf)
         conf([], project='nova-ha-test')
+        # The test moves this clock by whole seconds between passes: that
+        # is simulated time, not a stall of the evacuator.
+        # (oslo.config keeps overrides in the shared OptGroup: close()
+        # clears them.)
+        self._guard = dict(guard or {}, stall_threshold=1e6)
+        for name, value in self._guard.items():
+            conf.set_override(name, value, group='guard')
         conf.set_override('sal3_confirmation_window', WINDOW,
                           group='evacuator')
         conf.set_override('startup_grace', 0.0, group='evacuator')
@@ -167,6 +181,8 @@ class Cloud:
         self.fencer.hold.set()
         self.ev.stop()
         self.journal.close()
+        for name in self._guard:
+            self.ev.conf.clear_override(name, group='guard')
 
 
 @pytest.fixture
@@ -376,7 +392,8 @@ def test_unchanged_partition_is_not_rewritten_every_pass(cloud):
 
 
 def test_one_nova_poll_for_every_recovery_in_flight(tmp_path):
-    cloud = Cloud(tmp_path, instances={'c1': ['u1'], 'c2': ['u2']})
+    cloud = Cloud(tmp_path, instances={'c1': ['u1'], 'c2': ['u2']},
+                  guard=SEVERAL_HOSTS)
     try:
         cloud.tick(0.0, beat=HOSTS)
         for _ in range(5):

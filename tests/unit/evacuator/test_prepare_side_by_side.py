@@ -22,7 +22,7 @@ class BarrierOps(harness.Ops):
 
 
 def test_two_failed_hosts_are_prepared_side_by_side(tmp_path):
-    cloud = harness.Cloud(tmp_path)
+    cloud = harness.Cloud(tmp_path, guard=harness.SEVERAL_HOSTS)
     cloud.ev.ops = cloud.ops = BarrierOps(2)
     try:
         cloud.tick(0.0, beat=harness.HOSTS)
