@@ -76,6 +76,10 @@ def _reason(exc):
     if marker in text:
         text = text.split(marker, 1)[1]
     text = text.strip().rstrip('.')
+    if text.startswith('invalid literal for int()'):
+        return 'not an integer'
+    if text.startswith('could not convert string to float'):
+        return 'not a number'
     return text[:1].lower() + text[1:] if text else exc.__class__.__name__
 
 
@@ -163,11 +167,11 @@ def _nova_ha_known(known):
             section.add(opt.dest)
 
 
-def _library_known(known):
-    """Add the options of the libraries nova-ha's daemons use."""
+def _library_known(known, namespace):
+    """Add the options of a library nova-ha's daemons use."""
     from stevedore import named
     mgr = named.NamedExtensionManager(
-        'oslo.config.opts', names=_LIBRARY_NAMESPACES,
+        'oslo.config.opts', names=[namespace],
         on_load_failure_callback=lambda *a: None)
     for ext in mgr:
         try:
@@ -229,18 +233,26 @@ def unknown_names(conf, dynamic_sections=None):
         dynamic_sections = _dynamic_sections()
     known = _known(conf)
     _nova_ha_known(known)
+    libraries = list(_LIBRARY_NAMESPACES)
+
+    def is_known(section, name=None):
+        # load a library's names (oslo.messaging's cost 0.5 s) only when
+        # nova-ha's own do not explain a name
+        while True:
+            if section in known and (name is None or name in known[section]):
+                return True
+            if not libraries:
+                return False
+            _library_known(known, libraries.pop(0))
+
     for prefix, names in dynamic_sections.items():
         known[prefix] = set(names)
     prefixes = tuple(dynamic_sections)
-    library = False
     warnings = []
     for section in sorted(raw):
         names = raw[section]
         key = next((p for p in prefixes if section.startswith(p)), section)
-        if key not in known and not library:
-            _library_known(known)
-            library = True
-        if key not in known:
+        if not is_known(key):
             hint = _closest(section, [s for s in known
                                       if not s.startswith(prefixes)])
             warnings.append('unknown section [%s] (%s) is ignored%s' % (
@@ -251,13 +263,8 @@ def unknown_names(conf, dynamic_sections=None):
             _auth_plugin_known(conf, known, key,
                                {key: {n: v for n, v in names.items()}})
         for name, (value, path) in sorted(names.items()):
-            if name in known[key]:
+            if is_known(key, name):
                 continue
-            if not library:
-                _library_known(known)
-                library = True
-                if name in known.get(key, ()):
-                    continue
             hint = _closest(name, known[key])
             warnings.append('unknown option [%s] %s (%s) is ignored%s' % (
                 section, name, path,
