@@ -82,3 +82,11 @@ class TestHintsAtTheAPI(base.SchedulerTestCase):
                       text)
         self.assertIn('legacy_v2_compatible nova_ha_hints '
                       'osapi_compute_app_v21', text)
+
+    def test_upper_case_extra_spec_refused_by_the_api(self):
+        flavor = self.flavor(name='plain')
+        msg = self.assert_api_error(
+            400, self.admin_api.post_extra_spec, flavor,
+            {'extra_specs': {'HA:SAL': '9'}})
+        self.assertIn("extra spec HA:SAL='9': nova-ha keys are lower case "
+                      "(ha:sal)", msg)

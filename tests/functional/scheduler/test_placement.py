@@ -36,8 +36,10 @@ class TestPlacement(base.SchedulerTestCase):
                 ('ha:max_interruption_ms', '-1',
                  'allowed values: an integer >= 0'),
                 ('ha:recovery', 'maybe', 'allowed values: auto, none'),
-                ('ha:bogus', '1', "extra spec 'ha:bogus' does not appear to "
-                 "be a valid extra spec")):
+                ('ha:bogus', '1', "extra spec ha:bogus='1' is not a nova-ha "
+                 "extra spec; known: ha:sal"),
+                ('HA:SAL', '9', "extra spec HA:SAL='9': nova-ha keys are "
+                 "lower case (ha:sal)")):
             msg = self.assert_api_error(
                 400, self.admin_api.post_extra_spec, plain,
                 {'extra_specs': {key: value}})
