@@ -17,6 +17,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_ha.conf import heartbeat as hb_conf
+from nova_ha.conf import validate as validate_conf
 
 LOG = logging.getLogger(__name__)
 PROG = 'nova-ha-agent'
@@ -105,7 +106,11 @@ def main(argv=None, conf=None):
         for line in lines:
             print(line)
         return 0
+    refused = validate_conf.check(conf, PROG)
+    if refused:
+        return refused
     logging.setup(conf, 'nova-ha')
+    validate_conf.warn_unknown(conf, PROG, LOG)
     if conf.debug:
         conf.log_opt_values(LOG, logging.DEBUG)   # secret=True: masked
     try:

@@ -10,17 +10,15 @@ off), 2 bad arguments or configuration, 3 not reachable / not allowed now
 
 import argparse
 import importlib
+import os
 import sys
-import warnings
-
-# oslo.service still imports eventlet, which warns on import; nova-ha runs
-# on native threads and an operator's terminal is no place for it.
-warnings.filterwarnings('ignore', message='\nEventlet is deprecated')
-warnings.filterwarnings('ignore', message='Eventlet is deprecated')
 
 from oslo_config import cfg
 
-# Command groups, in --help order.
+# Command groups, in --help order. A module here must stay cheap to import
+# (nova-ha --help < 0.3 CPU-s, benchmarks/bench_cli.py): import the
+# database, messaging and Nova libraries inside the commands
+# (nova_ha.lazy helps).
 COMMAND_MODULES = (
     'nova_ha.evacuator.cli',
     'nova_ha.fencing.cli',
@@ -63,11 +61,25 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        load_config(args.config_file)
+        conf = load_config(args.config_file)
     except (cfg.Error, OSError) as exc:
         print('nova-ha: configuration error: %s' % exc, file=sys.stderr)
         return 2
-    return args.func(args)
+    from nova_ha.conf import validate
+    refused = validate.check(conf, 'nova-ha')
+    if refused:
+        return refused
+    validate.warn_unknown(conf, 'nova-ha')
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `nova-ha recovery show 1 | head`: the reader has what it wanted.
+        # Point stdout at /dev/null so that Python's exit flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ from oslo_log import log as logging
 
 import nova_ha.conf
 from nova_ha.conf import coordination as coord_conf
+from nova_ha.conf import validate as validate_conf
 from nova_ha.conf import heartbeat as hb_conf
 from nova_ha.evacuator import engine
 from nova_ha.evacuator import leader as leader_mod
@@ -97,7 +98,12 @@ def main(argv=None):
         print('nova-ha-evacuator: configuration error: %s' % exc,
               file=sys.stderr)
         return 2
+    # Every option read and range-checked now, not when a host fails.
+    refused = validate_conf.check(CONF, 'nova-ha-evacuator')
+    if refused:
+        return refused
     logging.setup(CONF, 'nova-ha')
+    validate_conf.warn_unknown(CONF, 'nova-ha-evacuator', LOG)
     try:
         ev = build(CONF)
         ev.check_config()

@@ -127,8 +127,26 @@ class Checks(upgradecheck.UpgradeCommands):
         if error:
             return error
         from nova_ha.scheduler import extra_specs
-        validators = {v.name: v for v in extra_specs.register()}
+        validators = {v.name: v for v in extra_specs.EXTRA_SPEC_VALIDATORS}
         failures, warnings = [], []
+        # HA:SAL, Ha:rack...: nova-ha reads lower-case keys only, so such a
+        # key is silently ignored (a flavor's SAL, a host's rack).
+        for agg in view.aggregates:
+            for key, value in sorted((agg.get('metadata') or {}).items()):
+                meant = extra_specs.case_mistake(key)
+                if meant:
+                    failures.append(
+                        'aggregate %s: key %s=%s is ignored: nova-ha keys are '
+                        'lower case (%s)' % (agg.get('name'), key, value,
+                                             meant))
+        for flavor in view.flavors:
+            for key, value in sorted(flavor['extra_specs'].items()):
+                meant = extra_specs.case_mistake(key)
+                if meant:
+                    failures.append(
+                        '%s: extra spec %s=%s is ignored: nova-ha keys are '
+                        'lower case (%s)' % (_flavor_label(flavor), key,
+                                             value, meant))
         for agg, key in topo.unknown_keys():
             warnings.append('aggregate %s: unknown key %s (known: %s)' % (
                 agg, key, ', '.join(sorted(
@@ -151,8 +169,8 @@ class Checks(upgradecheck.UpgradeCommands):
                         str(exc).replace('Validation failed; ', '')))
         if failures:
             return upgradecheck.Result(
-                FAILURE, 'Bad ha: values (the scheduler refuses every host '
-                'for these flavors):\n  ' + '\n  '.join(failures + warnings))
+                FAILURE, 'Bad ha: keys or values (the scheduler refuses '
+                'every host for these flavors, or ignores the key):\n  ' + '\n  '.join(failures + warnings))
         if warnings:
             return upgradecheck.Result(
                 WARNING, 'Unknown ha: keys (typos?):\n  ' +

@@ -2,7 +2,9 @@
 
 ::
 
-    nova-ha fence check                       # validate the inventory
+    nova-ha fence check [--no-nova] [--no-bmc]
+                              # every compute host has an entry, every
+                              # BMC answers to its credentials
     nova-ha fence status HOST                 # read the power state once
     nova-ha fence off HOST                    # fence(): off + confirm off
     nova-ha fence on HOST                     # power on, wait until on
@@ -90,10 +92,24 @@ def add_parser(subparsers):
                     help='record to this JSON-lines file instead of the '
                          'journal ([journal] connection)')
     sp.set_defaults(func=cmd_confirm)
-    sp = sub.add_parser('check', help='validate the inventory (every host, '
-                                      'every field) without touching a BMC',
-                        epilog=EPILOG)
+    sp = sub.add_parser(
+        'check', epilog=EPILOG,
+        help='check what the evacuator needs: an inventory entry for every '
+             'compute host in Nova and a power-state read with each '
+             'entry\'s credentials',
+        description='Check the fencing inventory as the evacuator will use '
+                    'it: every field of every entry; an entry for every '
+                    'nova-compute host Nova lists ([nova]); and, for every '
+                    'entry, one authenticated power-state read from its '
+                    'BMC (nothing is switched). Exit 0 only when all pass; '
+                    '2 a host without entry or a bad inventory, 1 a BMC '
+                    'refused (wrong credentials...), 3 a BMC not '
+                    'answering.')
     common(sp, host=False)
+    sp.add_argument('--no-nova', action='store_true',
+                    help='do not ask Nova for its compute hosts')
+    sp.add_argument('--no-bmc', action='store_true',
+                    help='do not read the power state from the BMCs')
     sp.set_defaults(func=cmd_check)
     return p
 
@@ -132,15 +148,90 @@ def _print(args, data, line):
         print(line)
 
 
+def _nova_compute_hosts():
+    """Nova's nova-compute host names (``[nova]``), as the evacuator
+    reads them at start-up."""
+    from nova_ha import nova_api
+    nova = nova_api.client(conf=_conf())
+    return sorted({s.host for s in nova.services.list(
+        binary='nova-compute')})
+
+
 def cmd_check(args):
+    """What the evacuator needs before it can fence: an entry for every
+    compute host Nova knows (``--no-nova``: skip) and, per entry, a power
+    state read with the inventory's credentials (``--no-bmc``: skip)."""
+    from concurrent import futures
     got = _setup(args, lookup=False)
     if isinstance(got, int):
         return got
-    inv, _, _ = got
-    _print(args, {'inventory': inv.source, 'hosts': inv.hosts()},
-           'inventory %s: %d host(s) OK: %s' % (inv.source, len(inv),
-                                                ', '.join(inv.hosts())))
-    return EXIT_OK
+    inv, fencer, _ = got
+    problems = []      # (exit code, line)
+    compute = None
+    if not args.no_nova:
+        from nova_ha import nova_api
+        try:
+            compute = _nova_compute_hosts()
+        except nova_api.NovaConfigError as exc:
+            print('nova-ha fence check: %s (or --no-nova)' % exc,
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        except Exception as exc:   # noqa: BLE001 -- Nova unreachable
+            print('nova-ha fence check: cannot list the compute hosts from '
+                  'Nova: %s (or --no-nova)' % exc, file=sys.stderr)
+            return EXIT_UNREACHABLE
+        for host in inv.missing(compute):
+            problems.append((EXIT_CONFIG, '%s: no (unambiguous) entry in %s: '
+                             'the evacuator refuses to start' % (
+                                 host, inv.source)))
+    hosts = inv.hosts()
+    results = {}
+    if not args.no_bmc and hosts:
+        with futures.ThreadPoolExecutor(min(16, len(hosts))) as pool:
+            results = dict(zip(hosts, pool.map(fencer.status, hosts)))
+        fencer.close()
+    rows = []
+    for host in hosts:
+        entry = inv.lookup(host)
+        st = results.get(host)
+        if st is None:
+            state, line = 'not read', '%s: %s (not read: --no-bmc)' % (
+                host, entry.driver)
+        elif st.power_state:
+            state = 'power %s' % st.power_state
+            line = '%s: %s, power %s (read in %.3f s)' % (
+                host, entry.driver, st.power_state, st.elapsed)
+        else:
+            state = st.outcome.value
+            line = '%s: %s %s in %.3f s: %s' % (
+                host, entry.driver, st.outcome.value, st.elapsed, st.reason)
+            problems.append((_EXIT[st.outcome], line))
+        rows.append({'host': host, 'driver': entry.driver, 'state': state,
+                     'reason': None if st is None else st.reason})
+        if not args.json:
+            print(line)
+    code = EXIT_OK
+    for candidate in (EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE):
+        if any(c == candidate for c, _ in problems):
+            code = candidate
+            break
+    summary = 'inventory %s: %d host(s), %s; %s' % (
+        inv.source, len(inv),
+        'compute hosts not checked (--no-nova)' if compute is None else
+        '%d compute host(s) in Nova' % len(compute),
+        'OK' if not problems else '%d problem(s)' % len(problems))
+    if args.json:
+        print(json.dumps({'inventory': inv.source, 'hosts': rows,
+                          'compute_hosts': compute,
+                          'problems': [p for _, p in problems],
+                          'result': 'OK' if not problems else 'FAILED'},
+                         sort_keys=True))
+    else:
+        for _, line in problems:
+            if line.split(':', 1)[0] not in results:
+                print(line)
+        print(summary)
+    return code
 
 
 def cmd_status(args):

@@ -8,10 +8,31 @@ schema. The usual imports::
     j = journal.Journal(url)
 """
 
-from nova_ha.journal.api import *  # noqa: F401,F403
-from nova_ha.journal.api import __all__ as _api_all
-from nova_ha.journal.migrations import current  # noqa: F401
-from nova_ha.journal.migrations import head  # noqa: F401
-from nova_ha.journal.migrations import upgrade  # noqa: F401
+import importlib
+import os
 
-__all__ = list(_api_all) + ['upgrade', 'current', 'head']
+# Imported on first use (PEP 562): importing a submodule (the command line's
+# nova_ha.journal.cli) must not load SQLAlchemy and alembic.
+_MIGRATIONS = ('upgrade', 'current', 'head')
+
+
+def __getattr__(name):
+    if name in _MIGRATIONS:
+        return getattr(importlib.import_module('nova_ha.journal.migrations'),
+                       name)
+    if name == '__all__':
+        api = importlib.import_module('nova_ha.journal.api')
+        return list(api.__all__) + list(_MIGRATIONS)
+    here = os.path.dirname(__file__)
+    if name.startswith('__') or os.path.exists(
+            os.path.join(here, name + '.py')) or os.path.isdir(
+            os.path.join(here, name)):
+        # dunder names, and submodules: `from nova_ha.journal import cli`
+        # asks for the attribute before importing the submodule
+        raise AttributeError(name)
+    api = importlib.import_module('nova_ha.journal.api')
+    try:
+        return getattr(api, name)
+    except AttributeError:
+        raise AttributeError('module %r has no attribute %r'
+                             % (__name__, name)) from None

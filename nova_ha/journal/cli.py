@@ -28,11 +28,14 @@ import functools
 import sys
 
 from oslo_config import cfg
-import sqlalchemy as sa
 
-from nova_ha.conf import journal as journal_conf
-from nova_ha.journal import api
-from nova_ha.journal import migrations
+from nova_ha import lazy
+
+# Imported on first use: `nova-ha --help` must not load SQLAlchemy/alembic.
+sa = lazy.Module('sqlalchemy')
+journal_conf = lazy.Module('nova_ha.conf.journal')
+api = lazy.Module('nova_ha.journal.api')
+migrations = lazy.Module('nova_ha.journal.migrations')
 
 
 def add_parser(subparsers):
@@ -97,12 +100,14 @@ def add_alarm_filters(p):
                    const='cleared', help='only cleared alarms')
     p.add_argument('--host')
     p.add_argument('--type', dest='types', action='append',
-                   choices=api.ALARM_TYPES, metavar='TYPE',
-                   help='alarm type (repeatable): %s'
-                        % ', '.join(api.ALARM_TYPES))
-    p.add_argument('--min-severity', choices=api.SEVERITIES,
+                   choices=lazy.Choices(lambda: api.ALARM_TYPES),
+                   metavar='TYPE',
+                   help='alarm type (repeatable): %(choices)s')
+    p.add_argument('--min-severity',
+                   choices=lazy.Choices(lambda: api.SEVERITIES),
                    metavar='SEVERITY',
-                   help='%s' % ' > '.join(api.SEVERITIES))
+                   help='only alarms of this severity or worse: '
+                        '%(choices)s (worst first)')
     p.add_argument('--rack')
     p.add_argument('--availability-zone')
     p.add_argument('--limit', type=int, default=100)
@@ -113,9 +118,9 @@ def add_recovery_filters(p):
     """Options of every recovery listing."""
     p.add_argument('--host')
     p.add_argument('--state', dest='states', action='append',
-                   choices=api.RECOVERY_STATES, metavar='STATE',
-                   help='recovery state (repeatable): %s'
-                        % ', '.join(api.RECOVERY_STATES))
+                   choices=lazy.Choices(lambda: api.RECOVERY_STATES),
+                   metavar='STATE',
+                   help='recovery state (repeatable): %(choices)s')
     p.add_argument('--limit', type=int, default=50)
     return p
 

@@ -26,8 +26,10 @@ import time
 
 from oslo_config import cfg
 
+from nova_ha import lazy
 from nova_ha.journal import cli as journal_cli
-from nova_ha.maintenance import engine as engine_mod
+
+engine_mod = lazy.Module('nova_ha.maintenance.engine')
 
 CommandError = journal_cli.CommandError
 

@@ -17,10 +17,12 @@ import sys
 
 from oslo_config import cfg
 
-from nova_ha.conf import journal as journal_conf
-from nova_ha.journal import api
-from nova_ha.report import collect
-from nova_ha.report import render
+from nova_ha import lazy
+
+journal_conf = lazy.Module('nova_ha.conf.journal')
+api = lazy.Module('nova_ha.journal.api')
+collect = lazy.Module('nova_ha.report.collect')
+render = lazy.Module('nova_ha.report.render')
 
 DESCRIPTION = """\
 HA metrics from the journal (seed 004 section 5.3: data collection to
@@ -85,7 +87,7 @@ def add_parser(subparsers):
                         'Nova ([nova] options)')
     p.add_argument('--host', metavar='HOST',
                    help='only recoveries of this failed compute host')
-    p.add_argument('--format', dest='fmt', choices=render.FORMATS,
+    p.add_argument('--format', dest='fmt', choices=lazy.Choices(lambda: render.FORMATS),
                    default='table',
                    help='table (default), json (everything) or csv (one '
                         'row per outage)')

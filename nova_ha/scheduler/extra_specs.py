@@ -82,5 +82,47 @@ EXTRA_SPEC_VALIDATORS = [
 ]
 
 
+KNOWN = tuple(v.name for v in EXTRA_SPEC_VALIDATORS)
+
+
+def case_mistake(name):
+    """The lower-case key meant by an ``ha:`` key spelt in another case
+    (``HA:SAL`` -> ``ha:sal``), or None."""
+    prefix = name.split(':', 1)[0]
+    if ':' in name and prefix.lower() == 'ha' and name != name.lower():
+        return name.lower()
+    return None
+
+
+@dataclasses.dataclass
+class CaseValidator(HAExtraSpecValidator):
+    """Any other ``ha:`` key, in any case: nova looks a key up by exact
+    name and knows the ``ha`` namespace in lower case only, so ``HA:SAL=9``
+    would pass unchecked -- and be ignored by the scheduler. Refused here,
+    naming the key nova-ha reads."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        # A character class, not (?i): nova takes the text before the first
+        # ':' of this regex as the namespace pattern.
+        self.name_regex = '[hH][aA]:.*'
+
+    def validate(self, name, value):
+        meant = case_mistake(name)
+        if meant is not None:
+            raise exception.ValidationError(
+                'Validation failed; extra spec %s=%r: nova-ha keys are lower '
+                'case (%s)%s.' % (
+                    name, value, meant,
+                    '' if meant in KNOWN else '; known: %s' % ', '.join(
+                        KNOWN)))
+        raise exception.ValidationError(
+            'Validation failed; extra spec %s=%r is not a nova-ha extra '
+            'spec; known: %s.' % (name, value, ', '.join(KNOWN)))
+
+
 def register():
-    return EXTRA_SPEC_VALIDATORS
+    return EXTRA_SPEC_VALIDATORS + [CaseValidator(
+        name='ha:<any other key>',
+        description='Refuses ha: keys nova-ha does not know, in any case.',
+        value={'type': str})]

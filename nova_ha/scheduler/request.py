@@ -196,7 +196,17 @@ def parse_anti_affinity(spec_obj, levels):
 
     :param levels: the levels a hint may name
     """
-    hints = _hints(spec_obj)
+    return anti_affinity_of(_hints(spec_obj), levels)
+
+
+def anti_affinity_of(hints, levels, conflicts='log'):
+    """AntiAffinityRule or None from a hints dict; BadInput on a bad value.
+
+    ``different_failure_domain=true`` with ``ha_anti_affinity_level``:
+    the level hint wins; ``conflicts='log'`` (the scheduler) logs a
+    WARNING naming both and the rule applied, ``conflicts='refuse'`` (the
+    API filter) raises BadInput.
+    """
     level = _hint(hints, HINT_LEVEL)
     mode = _hint(hints, HINT_MODE)
     max_per = _hint(hints, HINT_MAX_PER_DOMAIN)
@@ -208,11 +218,23 @@ def parse_anti_affinity(spec_obj, levels):
     if max_per is not None:
         max_per = _int('hint', HINT_MAX_PER_DOMAIN, max_per, 1)
     if vexxhost is not None:
+        raw = vexxhost
         try:
             vexxhost = strutils.bool_from_string(vexxhost, strict=True)
         except ValueError:
             raise BadInput('hint', HINT_VEXXHOST, vexxhost,
                            'must be true or false')
+        if vexxhost and level is not None and \
+                level != topology.FAILURE_DOMAIN:
+            if conflicts == 'refuse':
+                raise BadInput('hint', HINT_VEXXHOST, raw,
+                               'conflicts with hint %s=%s (give one of '
+                               'them)' % (HINT_LEVEL, level))
+            LOG.warning('conflicting hints %s=%s and %s=%s: applying the '
+                        'level hint (%s anti-affinity at level %s, at most '
+                        '%d per domain)', HINT_VEXXHOST, raw, HINT_LEVEL,
+                        level, SOFT if mode == SOFT else HARD, level,
+                        max_per or 1)
     if level is None:
         for name, value in ((HINT_MODE, mode),
                             (HINT_MAX_PER_DOMAIN, max_per)):
@@ -227,11 +249,22 @@ def parse_anti_affinity(spec_obj, levels):
                             'hint %s=%s' % (HINT_LEVEL, level))
 
 
+def check_hints(hints, levels):
+    """Check every nova-ha hint of a request (a dict, as in the body of
+    ``POST /servers``): BadInput naming the first bad or conflicting one.
+    The API filter (nova_ha.scheduler.api_filter) refuses it with 400."""
+    anti_affinity_of(hints, levels, conflicts='refuse')
+    migration_of(hints, {})
+
+
 def parse_migration(spec_obj):
     """MigrationRules from flavor extra specs and hints; BadInput if bad."""
+    return migration_of(_hints(spec_obj), flavor_specs(spec_obj))
+
+
+def migration_of(hints, specs):
+    """MigrationRules from a hints dict and extra specs; BadInput if bad."""
     rules = MigrationRules()
-    hints = _hints(spec_obj)
-    specs = flavor_specs(spec_obj)
     live = specs.get(SPEC_LIVE)
     if live is not None:
         live = _choice('flavor extra spec', SPEC_LIVE, str(live).strip(),

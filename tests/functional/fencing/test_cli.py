@@ -65,7 +65,8 @@ def test_fence_commands_exit_codes_and_output(vbmc, tmp_path):
             'fence|off|compute-3' + i,
             'fence|off|compute-9' + i,
             'fence|off|compute-5' + i,
-            'fence|check' + i,
+            'fence|check|--no-nova' + i,
+            'fence|check|--no-nova|--no-bmc' + i,
             'fence|check|--inventory|' + bad,
             'fence|confirm|compute-3' + i + '|--operator|alice|--reason|'
             'PDU outlet off|--record-file|' + str(record),
@@ -105,8 +106,17 @@ def test_fence_commands_exit_codes_and_output(vbmc, tmp_path):
     rc, so, se = get('fence off compute-5' + i.replace('|', ' '))
     assert rc == 2 and 'dc1' in se and 'dc2' in se
     # check
-    rc, so, se = get('fence check' + i.replace('|', ' '))
-    assert rc == 0 and '6 host(s) OK' in so
+    # check reads every BMC with its credentials: the wrong password is
+    # FAILED (1, worse than the silent BMC's UNREACHABLE)
+    rc, so, se = get('fence check --no-nova' + i.replace('|', ' '))
+    assert rc == 1, so + se
+    assert re.search(r'compute-2: ipmi FAILED in .*credentials', so), so
+    assert 'compute-3: ipmi UNREACHABLE' in so, so
+    assert re.search(r'compute-1.example.org: ipmi, power o(n|ff) ', so), so
+    assert '6 host(s), compute hosts not checked (--no-nova); 2 problem(s)' \
+        in so, so
+    rc, so, se = get('fence check --no-nova --no-bmc' + i.replace('|', ' '))
+    assert rc == 0 and '6 host(s)' in so and 'OK' in so, so + se
     rc, so, se = get('fence check --inventory ' + bad)
     assert rc == 2 and 'c1' in se and 'port' in se
     # confirm: recorded with who and when; without --operator: usage error

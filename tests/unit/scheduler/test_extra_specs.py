@@ -31,3 +31,24 @@ def test_bad_value_names_key_and_allowed_values(name, value, allowed):
     ('ha:recovery', 'none')])
 def test_good_values(name, value):
     VALIDATORS[name].validate(name, value)
+
+
+@pytest.mark.parametrize('name, value, message', [
+    ('HA:SAL', '9', "extra spec HA:SAL='9': nova-ha keys are lower case "
+     "(ha:sal)."),
+    ('Ha:Live_Migration', 'x', "nova-ha keys are lower case "
+     "(ha:live_migration)."),
+    ('HA:RAKC', '1', "nova-ha keys are lower case (ha:rakc); known: ha:sal"),
+    ('ha:sal_level', '1', "extra spec ha:sal_level='1' is not a nova-ha "
+     "extra spec; known: ha:sal, ha:live_migration"),
+])
+def test_other_case_and_unknown_keys_refused_through_nova(name, value,
+                                                          message):
+    # nova's own dispatch (exact name, then regex, then namespace), with
+    # nova-ha's validators loaded through the entry point.
+    from nova.api.validation.extra_specs import validators
+    with pytest.raises(exception.ValidationError) as exc:
+        validators.validate(name, value)
+    assert message in str(exc.value)
+    validators.validate('ha:sal', '1')
+    validators.validate('hw:cpu_policy', 'dedicated')

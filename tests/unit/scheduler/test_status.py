@@ -115,3 +115,15 @@ def test_main_prints_results_and_exit_code(capsys, tmp_path):
                        view_factory=lambda conf: view(GOOD_AGGS))
     assert code == status.FAILURE
     assert "[topology] levels names 'rack' twice" in capsys.readouterr().out
+
+
+def test_upper_case_keys_are_failures():
+    aggs = GOOD_AGGS + [{'name': 'certified', 'hosts': ['h1'],
+                         'metadata': {'HA:SAL': '1'}}]
+    c = checks(view(aggs, flavors=[flavor('f3', **{'HA:SAL': '9'})]))
+    result = c._check_ha_keys()
+    assert result.code == status.FAILURE
+    assert ("flavor f3 (f3): extra spec HA:SAL=9 is ignored: nova-ha keys "
+            "are lower case (ha:sal)") in result.details
+    assert ("aggregate certified: key HA:SAL=1 is ignored: nova-ha keys are "
+            "lower case (ha:sal)") in result.details
