@@ -252,8 +252,7 @@ class Evacuations:
 
     def _stalled(self, item, progress):
         since = item.progress_at or item.call_started_at or item.started_at
-        if since is None or item.progress != progress and \
-                not (item.progress or '').startswith(progress):
+        if since is None or _progressed(item.progress or '', progress):
             return False
         return (utcnow() - since).total_seconds() >= \
             self.opts.evacuation_stall_alarm
@@ -281,9 +280,12 @@ class Evacuations:
             self._done(rec, item, view, mig, age)
             return
         self._note_progress(rec, item, mig, view)
-        if mig is not None and mig.failed or (
+        # Failed: its migration record says so, or the server went to ERROR
+        # under this attempt's migration (without a record of this attempt,
+        # an ERROR is the state the server was in before the call).
+        if mig is not None and (mig.failed or (
                 view is not _UNKNOWN and view.status == 'ERROR'
-                and view.task_state is None):
+                and view.task_state is None)):
             if view is _UNKNOWN or view.task_state is not None:
                 return   # Nova still unwinds it: never re-issue over it
             if 'No valid host' in view.fault:
@@ -411,13 +413,17 @@ class Evacuations:
         ev = self.ev
         progress = self._progress(mig, view)
         known = item.progress or ''
-        if view is _UNKNOWN and known.startswith(progress):
-            progress = known      # same migration status; task state unread
         if progress != known:
-            ev.journal.update_item(rec.id, item.instance_uuid, 'evacuating',
-                                   progress=progress[:255],
-                                   progress_at=utcnow(), epoch=ev.epoch)
-            return
+            changed = _progressed(known, progress)
+            if changed or len(progress) > len(known):
+                fields = {'progress': progress[:255]}
+                if changed:
+                    fields['progress_at'] = utcnow()
+                ev.journal.update_item(rec.id, item.instance_uuid,
+                                       'evacuating', epoch=ev.epoch,
+                                       **fields)
+            if changed:
+                return
         since = item.progress_at or item.call_started_at or item.started_at
         stalled = (utcnow() - since).total_seconds() if since else 0.0
         if stalled < self.opts.evacuation_stall_alarm:
@@ -653,6 +659,20 @@ class Evacuations:
                 LOG.warning('recovery %s of %s: %s', rec.id, host, detail)
                 self._reopen_items(rec, wrong)
                 self.ev.forget_listed(rec.id)
+
+
+def _progressed(known, new):
+    """True if Nova's progress ``new`` differs from ``known`` (both from
+    Evacuations._progress): another migration record or status, or another
+    task state when both name one (a task state read in only one of them
+    is no change)."""
+    if not known:
+        return True
+    k_mig, _, k_task = known.partition('; ')
+    n_mig, _, n_task = new.partition('; ')
+    if k_mig != n_mig:
+        return True
+    return bool(k_task and n_task and k_task != n_task)
 
 
 class _Unknown:
