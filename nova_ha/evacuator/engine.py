@@ -30,11 +30,17 @@ Per open recovery:
    (higher first); ``ha:recovery=none`` instances are skipped and listed;
    at most ``max_concurrent_evacuations`` at once and never two members of
    one server group at once;
-4. follow each evacuation by its migration record to done or error; retry
-   an error up to max_evacuation_attempts; no valid host -> alarm naming
-   the instance and the scheduler's reason;
-5. close the recovery; the host stays forced down and disabled until an
+4. follow each evacuation by its migration record and the server to done
+   (Nova shows it ACTIVE on another host) or error; retry an error up to
+   max_evacuation_attempts; no valid host -> alarm naming the instance and
+   the scheduler's reason (nova_ha.evacuator.evacuation: re-issue only on
+   evidence, journal audit against Nova, stuck-evacuation alarm);
+5. close the recovery (and set the host RECOVERED in the same
+   transaction); the host stays forced down and disabled until an
    operator runs ``nova-ha host enable HOST``.
+
+An exception in one recovery's step is recorded on that recovery
+(failures, retry_at, last_error) and it backs off; the others go on.
 
 High availability (nova_ha.evacuator.leader): with a LeaderElector, only
 the leader reconciles; ``self.epoch`` is its journal Epoch, carried by
@@ -47,7 +53,8 @@ down, evacuate) the evacuator checks it still leads (``_assert_leader``);
 each is preceded by a journal write under the epoch (fencing attempt, item
 -> evacuating), so an action of a deposed leader is refused by the journal
 or, for a call already in flight, repeated idempotently (power-off) or
-refused by Nova (a second evacuate of a rebuilding instance).
+never repeated while Nova shows any trace of it (evacuate: see
+nova_ha.evacuator.evacuation).
 """
 
 import concurrent.futures
