@@ -486,9 +486,13 @@ class Evacuator:
                 utcnow() + datetime.timedelta(seconds=delay),
                 epoch=self.epoch)
             return _FAILED
+        return result
+
+    def _succeeded(self, rec):
+        """Every step of the recovery ran through this pass: its backoff
+        (if any) is reset."""
         if rec.failures:
             self.journal.recovery_succeeded(rec.id, epoch=self.epoch)
-        return result
 
     def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
@@ -717,9 +721,13 @@ class Evacuator:
         down, list its instances) are made for all fenced hosts side by
         side: when a rack fails, one host's slow Nova round trips must not
         hold back the next host's evacuations."""
-        fenced = [r for r in (self._isolated(rec, 'fencing', self._fenced,
-                                             rec) for rec in recs)
-                  if r and r is not _FAILED]
+        fenced = []
+        for rec in recs:
+            got = self._isolated(rec, 'fencing', self._fenced, rec)
+            if got is None:
+                self._succeeded(rec)      # not fenced yet: nothing more
+            elif got is not _FAILED:
+                fenced.append(got)
         todo = [r for r in fenced
                 if r.forced_down_at is None or r.id not in self._listed]
         if todo:
@@ -733,8 +741,10 @@ class Evacuator:
                                   r, *c.result()), rec, call) is _FAILED:
                 failed.add(rec.id)
         for rec in fenced:
-            if rec.id not in failed:
-                self._isolated(rec, 'evacuating', self.evacuations.run, rec)
+            if rec.id not in failed and self._isolated(
+                    rec, 'evacuating', self.evacuations.run, rec) \
+                    is not _FAILED:
+                self._succeeded(rec)
 
     def _fenced(self, rec):
         """The recovery, re-read once its host is fenced; else None."""

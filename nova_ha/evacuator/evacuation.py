@@ -73,6 +73,13 @@ class ServerView:
         return (bool(self.host) and self.host != source
                 and self.task_state is None and self.status in SETTLED)
 
+    def contradicts_done(self, source):
+        """True if Nova's view contradicts a journal ``done``: the server
+        is on the failed host, in ERROR, or being rebuilt (an evacuation
+        in flight). A server paused, resized or migrated since is not."""
+        return (self.host == source or self.status in ('ERROR', 'REBUILD')
+                or (self.task_state or '').startswith('rebuild'))
+
     def describe(self):
         return 'status %s on %s, task state %s' % (
             self.status, self.host, self.task_state or 'none')
@@ -130,6 +137,7 @@ class Evacuations:
         self._polled = {}        # recovery id -> Polled, this pass
         self._last_poll = 0.0
         self._last_audit = None  # monotonic time of the last audit
+        self._checked = {}       # instance uuid -> last clear-to-issue GET
 
     # -- shortcuts -----------------------------------------------------------
     @property
@@ -149,6 +157,7 @@ class Evacuations:
         self._polled = {}
         self._last_poll = 0.0
         self._last_audit = None
+        self._checked = {}
 
     # -- one pass ------------------------------------------------------------
     def poll(self, recs, now):
@@ -473,6 +482,11 @@ class Evacuations:
         """A retry (or a re-issue): only if Nova shows no evacuation of the
         instance in flight. Returns True to issue, False to wait; an
         instance Nova already shows recovered is marked done here."""
+        now = self.ev.clock()
+        last = self._checked.get(item.instance_uuid)
+        if last is not None and now - last < self.opts.nova_poll_interval:
+            return False
+        self._checked[item.instance_uuid] = now
         server = self.ops.server(item.instance_uuid)
         if server is None:
             self.ev.journal.transition_item(
@@ -583,8 +597,8 @@ class Evacuations:
 
     # -- closing and auditing ------------------------------------------------
     def unconfirmed(self, rec, items):
-        """The ``done`` items of which Nova does not show the server
-        recovered off the host: [(item, ServerView or None)]."""
+        """The ``done`` items whose server Nova shows on the failed host,
+        in ERROR or being rebuilt: [(item, ServerView)]."""
         done = [i for i in items if i.state == 'done']
         if not done:
             return []
@@ -592,7 +606,7 @@ class Evacuations:
         views = self._servers(rec, polled, [i.instance_uuid for i in done])
         return [(i, views.get(i.instance_uuid)) for i in done
                 if views.get(i.instance_uuid) is not None
-                and not views[i.instance_uuid].recovered_from(rec.host)]
+                and views[i.instance_uuid].contradicts_done(rec.host)]
 
     def _reopen_items(self, rec, wrong):
         ev = self.ev
