@@ -300,6 +300,9 @@ def test_one_failing_recovery_does_not_stop_another(tmp_path):
         assert rec1.state == 'open'
         assert rec1.failures >= 1 and rec1.retry_at is not None
         assert '500 Internal Server Error' in rec1.last_error
+        from nova_ha.journal import cli as journal_cli
+        shown = journal_cli.format_recovery(rec1, [])
+        assert 'failing: %d pass(es) in a row' % rec1.failures in shown
         # The backoff is honoured: no GET of u1 before retry_at.
         # Nova answers again: the failing recovery goes on and resets.
         cloud.ops.fail_get = set()
