@@ -52,6 +52,22 @@ OPTS = [
     cfg.FloatOpt('evacuation_timeout', default=300.0, min=1.0,
                  help='Seconds an evacuation may stay in flight before it '
                       'counts as failed.'),
+    cfg.FloatOpt('evacuation_stall_alarm', default=60.0, min=1.0,
+                 help='Seconds an evacuation may show no progress in Nova '
+                      '(its migration status and the server\'s task state '
+                      'unchanged) before a MAJOR EVACUATION_STUCK alarm '
+                      'names the server, its migration and Nova\'s task '
+                      'state. The evacuation goes on; evacuation_timeout '
+                      'still decides when it counts as failed.'),
+    cfg.FloatOpt('evacuate_reissue_after', default=30.0, min=1.0,
+                 help='An evacuate call whose outcome is unknown (the '
+                      'leader that sent it died during the call) is sent '
+                      'again only if Nova shows no trace of it -- no task '
+                      'state, no evacuate instance action, no migration '
+                      'record -- this many seconds after it began. Nova '
+                      'writes all three inside the API call, so a call '
+                      'still in Nova leaves them within this time; sending '
+                      'earlier risks two evacuations of one instance.'),
     cfg.FloatOpt('fence_retry_interval', default=5.0, min=0.1,
                  help='Seconds between fencing attempts while a host\'s '
                       'power-off cannot be confirmed.'),

@@ -30,11 +30,17 @@ Per open recovery:
    (higher first); ``ha:recovery=none`` instances are skipped and listed;
    at most ``max_concurrent_evacuations`` at once and never two members of
    one server group at once;
-4. follow each evacuation by its migration record to done or error; retry
-   an error up to max_evacuation_attempts; no valid host -> alarm naming
-   the instance and the scheduler's reason;
-5. close the recovery; the host stays forced down and disabled until an
+4. follow each evacuation by its migration record and the server to done
+   (Nova shows it ACTIVE on another host) or error; retry an error up to
+   max_evacuation_attempts; no valid host -> alarm naming the instance and
+   the scheduler's reason (nova_ha.evacuator.evacuation: re-issue only on
+   evidence, journal audit against Nova, stuck-evacuation alarm);
+5. close the recovery (and set the host RECOVERED in the same
+   transaction); the host stays forced down and disabled until an
    operator runs ``nova-ha host enable HOST``.
+
+An exception in one recovery's step is recorded on that recovery
+(failures, retry_at, last_error) and it backs off; the others go on.
 
 High availability (nova_ha.evacuator.leader): with a LeaderElector, only
 the leader reconciles; ``self.epoch`` is its journal Epoch, carried by
@@ -47,7 +53,8 @@ down, evacuate) the evacuator checks it still leads (``_assert_leader``);
 each is preceded by a journal write under the epoch (fencing attempt, item
 -> evacuating), so an action of a deposed leader is refused by the journal
 or, for a call already in flight, repeated idempotently (power-off) or
-refused by Nova (a second evacuate of a rebuilding instance).
+never repeated while Nova shows any trace of it (evacuate: see
+nova_ha.evacuator.evacuation).
 """
 
 import concurrent.futures
@@ -59,6 +66,7 @@ import time
 
 from nova_ha.evacuator import detection
 from nova_ha.evacuator import guard as guard_mod
+from nova_ha.evacuator import evacuation
 from nova_ha.evacuator import nova_ops
 from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
     HOST_DOWN, OK, PARTITION, SERVICE_DOWN, SUSPECT)
@@ -80,13 +88,11 @@ GUARD_ALARM_KEY = 'MASS_FAILURE_GUARD|cloud'
 # window is SUSPECT for the guard (a burst being judged together).
 SUSPECT_FRACTION = 0.5
 
-# An 'evacuating' item inherited from a previous leader with neither a
-# migration record nor a task state this long after the takeover: that
-# leader's evacuate call never reached Nova (Nova records the migration and
-# sets task_state inside the API call), so re-issue it.
-INHERITED_REISSUE_AFTER = 3.0
-# Same for an item this leader started itself (its call may be slow).
-REISSUE_AFTER = 10.0
+# Per-recovery error isolation (a Kubernetes controller's per-key
+# requeue): a recovery whose step raised is tried again after
+# RETRY_BASE * 2**(failures-1) seconds, at most RETRY_MAX; the others go on.
+RETRY_BASE = 0.5
+RETRY_MAX = 30.0
 # An unchanged PARTITION or SERVICE_DOWN is written to the journal (host
 # state, alarm refreshed) on entry and then at most this often: a
 # level-triggered loop must not write every host every pass. A new term
@@ -128,7 +134,6 @@ class Evacuator:
             max_workers=1, thread_name_prefix='nova-hosts')
         self._fencing = {}            # host -> Future
         self._listed = set()          # recovery ids whose items are listed
-        self._last_nova_poll = 0.0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix='fence')
         self._api_pool = concurrent.futures.ThreadPoolExecutor(
@@ -154,6 +159,7 @@ class Evacuator:
         self._verdict = guard_mod.Verdict()   # the guard's, this pass
         self._guard_alarm = None       # True/False: the cloud alarm is up
         self._opened = {}              # recovery id -> monotonic open time
+        self.evacuations = evacuation.Evacuations(self)
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -388,11 +394,15 @@ class Evacuator:
         self.term_started = None
         self._fencing = {}     # futures of the old term finish on their own
         self._listed = set()
-        self._last_nova_poll = 0.0
         self._steady = {}
         self._pass = {}
         self._verdict = guard_mod.Verdict()
         self._guard_alarm = None
+        self.evacuations.forget()
+
+    def forget_listed(self, recovery_id):
+        """List the recovery's instances again (a re-opened recovery)."""
+        self._listed.discard(recovery_id)
 
     def _assert_leader(self, epoch=None):
         """Raise NotLeader unless we still lead with ``epoch``."""
@@ -427,6 +437,9 @@ class Evacuator:
         hosts = sorted(self.services)
         self._note_unknown()
         states = self.journal.host_state_map()
+        open_hosts = {r.host for r in
+                      self.journal.list_recoveries(states=['open'])}
+        states = self.repair_orphans(states, open_hosts)
         catch_up = getattr(self.receiver, 'catch_up', None)
         if catch_up is not None:
             # Judge on every heartbeat that has reached this machine, not
@@ -437,13 +450,23 @@ class Evacuator:
                                       window_for=self.window_for)
         self._check_everyone_silent(hosts, states, now)
         for host in hosts:
-            self.observe(host, now, current=states.get(host),
-                         seen=seen.get(host))
+            try:
+                self.observe(host, now, current=states.get(host),
+                             seen=seen.get(host))
+            except (journal_api.StaleEpoch, NotLeader):
+                raise
+            except Exception:
+                # One host's failure must not blind the evacuator to the
+                # others: logged, tried again next pass.
+                LOG.exception('observing %s failed; the other hosts go on',
+                              host)
         recs = self.journal.list_recoveries(states=['open'])
         self._verdict = self.judge_guard(states, recs, now)
         self._guard_reason = self._verdict.reason
-        self._poll_evacuations(recs, now)
-        self.advance(*recs)
+        due = self._due(recs)
+        self.evacuations.poll(due, now)
+        self.advance(*due)
+        self.evacuations.audit(states, now)
         self.watch_recovered(states, now)
         self._clear_guard_alarm(recs)
         if not recs and self._steady.get('self_check_alarm', True):
@@ -452,6 +475,65 @@ class Evacuator:
             self._steady['self_check_alarm'] = False
             self.journal.clear_alarms(key='SELF_CHECK', by=self.opts.name,
                                       epoch=self.epoch)
+
+    def repair_orphans(self, states, open_hosts):
+        """A host in a recovery state with no open recovery (left by a
+        crash of a version that closed a recovery and set the host state in
+        two transactions) would never be monitored again: derive its state
+        from its last recovery -- closed done/incomplete: RECOVERED (fenced,
+        awaiting ``host enable``), otherwise OK (monitored again)."""
+        for host, st in list(states.items()):
+            if st.state not in RECOVERY_HOST_STATES or host in open_hosts:
+                continue
+            rec = self.journal.get_recovery(st.recovery_id) \
+                if st.recovery_id is not None else None
+            if rec is not None and rec.state == 'open':
+                continue     # opened since we listed: nothing to repair
+            state = 'RECOVERED' if rec is not None and rec.state in (
+                'done', 'incomplete') else 'OK'
+            LOG.warning('host %s is %s with no open recovery (recovery %s '
+                        '%s): now %s', host, st.state, st.recovery_id,
+                        rec.state if rec else 'unknown', state)
+            got = self.journal.set_host_state(
+                host, state, expected=[st.state], epoch=self.epoch,
+                detail='repaired: %s with no open recovery' % st.state)
+            if got is not None:
+                states[host] = journal_api.HostStateBrief(
+                    got.state, got.recovery_id, got.generation)
+        return states
+
+    def _due(self, recs):
+        """The open recoveries not waiting out a backoff."""
+        now = utcnow()
+        return [r for r in recs if r.retry_at is None or r.retry_at <= now]
+
+    def _isolated(self, rec, what, fn, *args):
+        """Run one recovery's step; an exception is recorded on that
+        recovery (failures, retry_at, last_error: a per-key requeue with
+        exponential backoff) and the other recoveries go on. A pass that
+        runs through resets the backoff."""
+        try:
+            result = fn(*args)
+        except (journal_api.StaleEpoch, NotLeader):
+            raise
+        except Exception as exc:
+            failures = (rec.failures or 0) + 1
+            delay = min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 1))
+            LOG.exception('recovery %s of %s: %s failed (%d in a row); '
+                          'retrying it in %.1f s, the others go on',
+                          rec.id, rec.host, what, failures, delay)
+            self.journal.recovery_failed(
+                rec.id, '%s: %s: %s' % (what, type(exc).__name__, exc),
+                utcnow() + datetime.timedelta(seconds=delay),
+                epoch=self.epoch)
+            return _FAILED
+        return result
+
+    def _succeeded(self, rec):
+        """Every step of the recovery ran through this pass: its backoff
+        (if any) is reset."""
+        if rec.failures:
+            self.journal.recovery_succeeded(rec.id, epoch=self.epoch)
 
     def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
@@ -756,7 +838,13 @@ class Evacuator:
         down, list its instances) are made for all fenced hosts side by
         side: when a rack fails, one host's slow Nova round trips must not
         hold back the next host's evacuations."""
-        fenced = [r for r in (self._fenced(rec) for rec in recs) if r]
+        fenced = []
+        for rec in recs:
+            got = self._isolated(rec, 'fencing', self._fenced, rec)
+            if got is None:
+                self._succeeded(rec)      # not fenced yet: nothing more
+            elif got is not _FAILED:
+                fenced.append(got)
         todo = [r for r in fenced
                 if r.forced_down_at is None or r.id not in self._listed]
         if todo:
@@ -765,17 +853,15 @@ class Evacuator:
                     for r in todo]
         failed = set()
         for rec, call in prepared:
-            try:
-                self._record_prepared(rec, *call.result())
-            except (journal_api.StaleEpoch, NotLeader):
-                raise
-            except Exception:
-                LOG.exception('preparing %s for evacuation failed; '
-                              'retrying', rec.host)
+            if self._isolated(rec, 'preparing the host for evacuation',
+                              lambda r, c: self._record_prepared(
+                                  r, *c.result()), rec, call) is _FAILED:
                 failed.add(rec.id)
         for rec in fenced:
-            if rec.id not in failed:
-                self._evacuate(rec)
+            if rec.id not in failed and self._isolated(
+                    rec, 'evacuating', self.evacuations.run, rec) \
+                    is not _FAILED:
+                self._succeeded(rec)
 
     def _fenced(self, rec):
         """The recovery, re-read once its host is fenced; else None."""
@@ -829,32 +915,6 @@ class Evacuator:
                                recovery_id=rec.id)
             self.journal.set_host_state(host, 'EVACUATING',
                                         recovery_id=rec.id, epoch=self.epoch)
-
-    def _evacuate(self, rec):
-        host = rec.host
-        self._follow(rec)
-        self._start_evacuations(rec)
-        remaining = self.journal.list_recovery_items(
-            rec.id, states=['pending', 'evacuating'])
-        if not remaining:
-            bad = self.journal.list_recovery_items(
-                rec.id, states=['error', 'no_valid_host'])
-            state = 'incomplete' if bad else 'done'
-            if self.journal.close_recovery(rec.id, state, epoch=self.epoch,
-                                           detail='%d instance(s) not '
-                                           'recovered' % len(bad)
-                                           if bad else None):
-                self.journal.reset_guard(host, epoch=self.epoch)
-                self.journal.clear_alarms(host=host,
-                                          type='MASS_FAILURE_GUARD',
-                                          by=self.opts.name, epoch=self.epoch)
-                self.step(rec.id, 'finished', detail=state,
-                          duration=(utcnow() - rec.detected_at)
-                          .total_seconds())
-                self.journal.set_host_state(host, 'RECOVERED',
-                                            recovery_id=rec.id,
-                                            epoch=self.epoch)
-                LOG.info('recovery %s of %s %s', rec.id, host, state)
 
     def _fence_step(self, rec):
         """True once the host is fenced (or confirmed by an operator)."""
@@ -1035,223 +1095,6 @@ class Evacuator:
                                     reason=result.reason, epoch=epoch)
         return result
 
-    def _start_evacuations(self, rec):
-        pending = self.journal.list_recovery_items(rec.id, states=['pending'])
-        if not pending:
-            return
-        # Read once per pass, then kept up to date by this pass's starts
-        # (items other recoveries finish in this pass free their slots
-        # from the next pass on: never more than the limit in flight).
-        if 'in_flight' not in self._pass:
-            evacuating = self.journal.list_recovery_items(
-                states=['evacuating'])
-            self._pass['in_flight'] = [len(evacuating)]
-            self._pass['busy_groups'] = {i.server_group for i in evacuating
-                                         if i.server_group}
-        in_flight = self._pass['in_flight'][0]
-        busy_groups = self._pass['busy_groups']
-        started = []
-        for item in pending:
-            if in_flight >= self.opts.max_concurrent_evacuations:
-                break
-            if item.server_group and item.server_group in busy_groups:
-                continue
-            if not self.journal.transition_item(
-                    rec.id, item.instance_uuid, ('pending',), 'evacuating',
-                    epoch=self.epoch):
-                continue
-            in_flight += 1
-            if item.server_group:
-                busy_groups.add(item.server_group)
-            started.append(item)
-        self._pass['in_flight'][0] = in_flight
-        # The API calls return at once (nova casts the rebuild): issue them
-        # side by side rather than one round trip after another.
-        if started:
-            self._assert_leader()
-        calls = [(item, self._api_pool.submit(self.ops.evacuate,
-                                              item.instance_uuid))
-                 for item in started]
-        for item, call in calls:
-            attempt = item.attempts + 1
-            try:
-                call.result()
-            except Exception as exc:
-                LOG.warning('evacuate %s (%s) refused: %s', item.name,
-                            item.instance_uuid, exc)
-                if not self._already_moved(rec, item):
-                    self._retry_or_fail(rec, item, attempt, str(exc))
-                continue
-            self.step(rec.id, 'evacuate:%s%s' % (
-                item.instance_uuid, '#%d' % attempt if attempt > 1 else ''),
-                detail=item.name)
-
-    def _already_moved(self, rec, item):
-        """Nova refused an evacuation: if the instance runs elsewhere
-        already (an earlier attempt that finished after we gave up on it
-        -- Nova refuses with "Compute service of DEST is still in use"),
-        the item is done, not failed."""
-        try:
-            server = self.ops.server(item.instance_uuid)
-        except Exception:    # noqa: BLE001 -- judged on the next attempt
-            return False
-        host_now = getattr(server, 'OS-EXT-SRV-ATTR:host', None) \
-            if server is not None else None
-        if (host_now is None or host_now == rec.host
-                or server.status == 'ERROR'
-                or getattr(server, 'OS-EXT-STS:task_state', None)):
-            return False
-        if self.journal.transition_item(
-                rec.id, item.instance_uuid, ('evacuating',), 'done',
-                dest_host=host_now, epoch=self.epoch):
-            self.step(rec.id, 'active:%s' % item.instance_uuid,
-                      detail='%s on %s (%s; moved by an earlier attempt)'
-                      % (item.name, host_now, server.status))
-        return True
-
-    def _retry_or_fail(self, rec, item, attempt, error):
-        if attempt < self.opts.max_evacuation_attempts:
-            self.journal.transition_item(rec.id, item.instance_uuid,
-                                         ('evacuating',), 'pending',
-                                         last_error=error, epoch=self.epoch)
-            return
-        self.journal.transition_item(rec.id, item.instance_uuid,
-                                     ('evacuating',), 'error',
-                                     last_error=error, epoch=self.epoch)
-        self.alarm('EVACUATION_FAILED', 'CRITICAL',
-                   'instance %s (%s) from %s not recovered after %d '
-                   'attempt(s): %s' % (item.name, item.instance_uuid,
-                                       rec.host, attempt, error),
-                   host=rec.host, instance_uuid=item.instance_uuid,
-                   recovery_id=rec.id)
-
-    def _poll_evacuations(self, recs, now):
-        """Every nova_poll_interval, the items in flight of every open
-        recovery and the migration records of all of them: one journal
-        read and ONE Nova call however many hosts are being recovered (a
-        server is fetched only when its evacuation has ended or looks
-        stuck; polling Nova harder slows the evacuations themselves)."""
-        self._pass['migrations'] = None
-        if not recs or now - self._last_nova_poll \
-                < self.opts.nova_poll_interval:
-            return
-        by_rec = {}
-        for item in self.journal.list_recovery_items(states=['evacuating']):
-            by_rec.setdefault(item.recovery_id, []).append(item)
-        recs = [r for r in recs if r.id in by_rec]
-        if not recs:
-            return
-        self._last_nova_poll = now
-        since = min(r.detected_at for r in recs) - datetime.timedelta(
-            seconds=2)
-        migrations = self.ops.evacuations_since(since,
-                                                {r.host for r in recs})
-        self._pass['migrations'] = {
-            r.id: (by_rec[r.id], migrations.get(r.host, {}), r.detected_at
-                   - datetime.timedelta(seconds=2)) for r in recs}
-
-    def _follow(self, rec):
-        polled = (self._pass.get('migrations') or {}).get(rec.id)
-        if polled is None:
-            return
-        items, migrations, since = polled
-        for item in items:
-            mig = migrations.get(item.instance_uuid)
-            if mig is not None and nova_ops.created_before(mig, since):
-                mig = None      # an earlier recovery's evacuation
-            age = ((utcnow() - item.started_at).total_seconds()
-                   if item.started_at else 0.0)
-            if (mig is not None and age <= self.opts.evacuation_timeout
-                    and mig.status not in nova_ops.MIGRATION_DONE
-                    and mig.status not in nova_ops.MIGRATION_FAILED):
-                continue
-            if self._evacuated(rec, item, mig, age):
-                continue
-            self._follow_one(rec, item, mig,
-                             self.ops.server(item.instance_uuid))
-
-    def _evacuated(self, rec, item, mig, age):
-        """Nova marks an evacuation's migration "done" only once the
-        destination has rebuilt the instance and saved it as its own
-        (ResourceTracker.finish_evacuation): its record is enough. No GET
-        of the server: a burst of evacuations ends together, and a GET
-        each, one after another, put seconds between Nova finishing and
-        the journal saying so (and loaded the API Nova was busy with)."""
-        dest = getattr(mig, 'dest_compute', None) if mig is not None \
-            else None
-        if (mig is None or mig.status not in nova_ops.MIGRATION_DONE
-                or not dest or dest == rec.host):
-            return False
-        if self.journal.transition_item(
-                rec.id, item.instance_uuid, ('evacuating',), 'done',
-                migration_id=int(mig.id), dest_host=dest, epoch=self.epoch):
-            self.step(rec.id, 'active:%s' % item.instance_uuid,
-                      detail='%s on %s (migration %s done)' % (
-                          item.name, dest, mig.id),
-                      duration=age)
-        return True
-
-    def _follow_one(self, rec, item, mig, server):
-        started = item.started_at
-        if server is None:
-            self.journal.transition_item(
-                rec.id, item.instance_uuid, ('evacuating',), 'skipped',
-                last_error='instance deleted during recovery',
-                epoch=self.epoch)
-            return
-        host_now = getattr(server, 'OS-EXT-SRV-ATTR:host', None)
-        age = (utcnow() - started).total_seconds() if started else 0.0
-        if mig is None:
-            # The evacuate call may never have reached nova (crash between
-            # the journal write and the API call): re-issue it.
-            wait = REISSUE_AFTER
-            if (self.term_started is not None and started is not None
-                    and started < self.term_started):
-                wait = min(wait, INHERITED_REISSUE_AFTER + (
-                    self.term_started - started).total_seconds())
-            if host_now == rec.host and age > wait and not getattr(
-                    server, 'OS-EXT-STS:task_state', None):
-                self.journal.transition_item(
-                    rec.id, item.instance_uuid, ('evacuating',), 'pending',
-                    last_error='no evacuation record; retrying',
-                    epoch=self.epoch)
-            return
-        if mig.status in nova_ops.MIGRATION_DONE:
-            if host_now and host_now != rec.host and server.status != 'ERROR':
-                if self.journal.transition_item(
-                        rec.id, item.instance_uuid, ('evacuating',), 'done',
-                        migration_id=int(mig.id), dest_host=host_now,
-                        epoch=self.epoch):
-                    self.step(rec.id, 'active:%s' % item.instance_uuid,
-                              detail='%s on %s (%s)' % (
-                                  item.name, host_now, server.status),
-                              duration=age)
-            return
-        if mig.status in nova_ops.MIGRATION_FAILED or \
-                server.status == 'ERROR':
-            fault = nova_ops.server_fault(server)
-            if 'No valid host' in fault:
-                self.journal.transition_item(
-                    rec.id, item.instance_uuid, ('evacuating',),
-                    'no_valid_host', last_error=fault,
-                    migration_id=int(mig.id), epoch=self.epoch)
-                self.alarm('NO_VALID_HOST', 'CRITICAL',
-                           'instance %s (%s) from %s has no valid host: the '
-                           'scheduler\'s placement rules (server group, '
-                           'anti-affinity level, SAL) admit no healthy host. '
-                           '%s' % (item.name, item.instance_uuid, rec.host,
-                                   fault),
-                           host=rec.host, instance_uuid=item.instance_uuid,
-                           recovery_id=rec.id)
-                return
-            self._retry_or_fail(rec, item, item.attempts,
-                                fault or 'migration %s' % mig.status)
-            return
-        if age > self.opts.evacuation_timeout:
-            self._retry_or_fail(rec, item, item.attempts,
-                                'evacuation still %s after %.0f s'
-                                % (mig.status, age))
-
     # -- flapping ----------------------------------------------------------------
     def _answers(self, host, since=None):
         """True if every heartbeat plane of ``host`` is heard again (the
@@ -1322,10 +1165,9 @@ class Evacuator:
         if not self.journal.close_recovery(
                 rec.id, 'failed', epoch=self.epoch,
                 detail='host answered again during fencing (%s); not '
-                       'fencing it again, nothing evacuated' % why):
+                       'fencing it again, nothing evacuated' % why,
+                host_state='OK', host_detail='answered again during fencing'):
             return
-        self.journal.set_host_state(host, 'OK', epoch=self.epoch,
-                                    detail='answered again during fencing')
         self.journal.clear_alarms(host=host, type='FENCE_FAILED',
                                   by=self.opts.name, epoch=self.epoch)
         self._episode_over(host)
@@ -1362,10 +1204,9 @@ class Evacuator:
         host = rec.host
         if not self.journal.close_recovery(
                 rec.id, 'failed', epoch=self.epoch,
-                detail='not fenced: %s; nothing done' % why):
+                detail='not fenced: %s; nothing done' % why,
+                host_state='OK', host_detail='not fenced: %s' % why):
             return
-        self.journal.set_host_state(host, 'OK', epoch=self.epoch,
-                                    detail='not fenced: %s' % why)
         self._episode_over(host)
         self.alarm('FLAPPING', 'WARNING',
                    'compute host %s looked down, then was %s; not fenced, '
@@ -1429,6 +1270,9 @@ class NotFenced:
     heard: bool = False
     fenced = False
     outcome = 'NOT_FENCED'
+
+
+_FAILED = object()    # _isolated: the step raised
 
 
 class ConfigError(Exception):

@@ -113,6 +113,24 @@ class NovaOps:
         except nova_exc.NotFound:
             return None
 
+    def servers_changed_since(self, since):
+        """{instance uuid: server} of every server (all projects) Nova
+        changed since ``since``: ONE call for the instances of every
+        recovery (an evacuation changes its server)."""
+        servers = self.nova.servers.list(search_opts={
+            'all_tenants': True,
+            'changes-since': since.strftime('%Y-%m-%dT%H:%M:%SZ')})
+        return {s.id: s for s in servers}
+
+    def evacuate_actions(self, instance_uuid, since):
+        """The instance's ``evacuate`` actions that started at or after
+        ``since`` (to the second): Nova records one inside the evacuate
+        API call, right after it set the task state."""
+        actions = self.nova.instance_action.list(instance_uuid)
+        cutoff = since.replace(tzinfo=None, microsecond=0)
+        return [a for a in actions if a.action == 'evacuate'
+                and _parse_time(a.start_time) >= cutoff]
+
     def evacuations_since(self, since, hosts):
         """{source host: {instance uuid: newest evacuation migration}}
         for the evacuations away from any of ``hosts`` created since

@@ -69,7 +69,15 @@ index)::
         # a new recovery starts its timeline with step 'detected'
     get_recovery(id) / get_open_recovery(host)
     list_recoveries(host=None, states=None, since=None, limit=None)
-    close_recovery(id, state, detail=None, at=None, epoch=None) -> bool
+    close_recovery(id, state, detail=None, at=None, epoch=None,
+                   host_state=None, host_detail=None) -> bool
+        # with host_state: the host's state changes in the same transaction
+    reopen_recovery(id, detail, at=None, epoch=None,
+                    host_state='EVACUATING') -> bool
+        # journal said done, Nova disagrees: open again (one transaction)
+    recovery_failed(id, error, retry_at, epoch=None) -> bool
+    recovery_succeeded(id, epoch=None) -> bool
+        # per-recovery error isolation: failures, retry_at, last_error
         # state: done / incomplete / failed; False if it was not open;
         # adds the final step (named after the state) to the timeline
     record_step(recovery_id, step, at=None, duration=None, detail=None,
@@ -212,7 +220,7 @@ ITEM_FINISHED = ('done', 'error', 'skipped', 'no_valid_host')
 ALARM_TYPES = ('HOST_DOWN', 'SERVICE_DOWN', 'PARTITION', 'FENCE_FAILED',
                'NO_VALID_HOST', 'MASS_FAILURE_GUARD', 'FLAPPING',
                'EVACUATION_FAILED', 'PROCESS_RESTARTED', 'SELF_CHECK',
-               'MAINTENANCE')
+               'MAINTENANCE', 'EVACUATION_STUCK')
 SEVERITIES = ('CRITICAL', 'MAJOR', 'MINOR', 'WARNING', 'INFO')  # worst first
 DRAIN_STATES = ('draining', 'aborting', 'ready', 'incomplete', 'aborted',
                 'completed')
@@ -716,45 +724,53 @@ class Journal:
 
         def fn(conn):
             ep = self._guard(conn, epoch)
-            cur = conn.execute(T_HOST.select().where(
-                T_HOST.c.host == host)).first()
-            if cur is None:
-                if expected is not _UNSET and None not in expected:
-                    return None
-                values = dict(host=host, state=state, previous_state=None,
-                              state_since=at, detail=detail, generation=1,
-                              updated_at=at,
-                              recovery_id=(None if recovery_id is _UNSET
-                                           else recovery_id))
-                if not _insert_ignore(conn, T_HOST, values):
-                    raise _Retry()   # a concurrent first write: redo
-                conn.execute(T_HOSTCHG.insert().values(
-                    host=host, from_state=None, to_state=state, at=at,
-                    detail=detail, epoch=ep))
-                return _row(HostState, conn.execute(T_HOST.select().where(
-                    T_HOST.c.host == host)).first())
-            cur = cur._mapping
-            if expected is not _UNSET and cur['state'] not in expected:
+            return self._set_host_state(conn, ep, host, state, detail,
+                                        expected, recovery_id, at)
+        return self._run_retry(fn)
+
+    @staticmethod
+    def _set_host_state(conn, ep, host, state, detail, expected,
+                        recovery_id, at):
+        """set_host_state's compare-and-set inside a transaction (raises
+        _Retry when the row changed under us)."""
+        cur = conn.execute(T_HOST.select().where(
+            T_HOST.c.host == host)).first()
+        if cur is None:
+            if expected is not _UNSET and None not in expected:
                 return None
-            values = dict(detail=detail, updated_at=at)
-            if recovery_id is not _UNSET:
-                values['recovery_id'] = recovery_id
-            where = [T_HOST.c.host == host,
-                     T_HOST.c.generation == cur['generation']]
-            if cur['state'] != state:
-                values.update(state=state, previous_state=cur['state'],
-                              state_since=at,
-                              generation=cur['generation'] + 1)
-            res = conn.execute(T_HOST.update().where(*where).values(**values))
-            if res.rowcount != 1:
-                raise _Retry()       # changed under us: redo the CAS
-            if cur['state'] != state:
-                conn.execute(T_HOSTCHG.insert().values(
-                    host=host, from_state=cur['state'], to_state=state,
-                    at=at, detail=detail, epoch=ep))
+            values = dict(host=host, state=state, previous_state=None,
+                          state_since=at, detail=detail, generation=1,
+                          updated_at=at,
+                          recovery_id=(None if recovery_id is _UNSET
+                                       else recovery_id))
+            if not _insert_ignore(conn, T_HOST, values):
+                raise _Retry()   # a concurrent first write: redo
+            conn.execute(T_HOSTCHG.insert().values(
+                host=host, from_state=None, to_state=state, at=at,
+                detail=detail, epoch=ep))
             return _row(HostState, conn.execute(T_HOST.select().where(
                 T_HOST.c.host == host)).first())
-        return self._run_retry(fn)
+        cur = cur._mapping
+        if expected is not _UNSET and cur['state'] not in expected:
+            return None
+        values = dict(detail=detail, updated_at=at)
+        if recovery_id is not _UNSET:
+            values['recovery_id'] = recovery_id
+        where = [T_HOST.c.host == host,
+                 T_HOST.c.generation == cur['generation']]
+        if cur['state'] != state:
+            values.update(state=state, previous_state=cur['state'],
+                          state_since=at,
+                          generation=cur['generation'] + 1)
+        res = conn.execute(T_HOST.update().where(*where).values(**values))
+        if res.rowcount != 1:
+            raise _Retry()       # changed under us: redo the CAS
+        if cur['state'] != state:
+            conn.execute(T_HOSTCHG.insert().values(
+                host=host, from_state=cur['state'], to_state=state,
+                at=at, detail=detail, epoch=ep))
+        return _row(HostState, conn.execute(T_HOST.select().where(
+            T_HOST.c.host == host)).first())
 
     def _run_retry(self, fn, tries=20):
         for _ in range(tries):
@@ -952,13 +968,19 @@ class Journal:
         return self._read(lambda conn: _rows(Recovery, conn.execute(q)))
 
     def close_recovery(self, recovery_id, state, detail=None, at=None,
-                       epoch=None):
+                       epoch=None, host_state=None, host_detail=None):
+        """Close an open recovery; with ``host_state``, set its host's
+        state (recovery_id kept) in the SAME transaction: a crash can never
+        leave a host in a recovery state with no open recovery."""
         _check('recovery state', state, RECOVERY_STATES[1:])
+        if host_state is not None:
+            _check('host state', host_state, HOST_STATES)
         at = _utc(at)
 
         def fn(conn):
-            self._guard(conn, epoch)
-            values = dict(state=state, open_host=None, finished_at=at)
+            ep = self._guard(conn, epoch)
+            values = dict(state=state, open_host=None, finished_at=at,
+                          retry_at=None)
             if detail is not None:
                 values['detail'] = detail
             closed = conn.execute(T_REC.update().where(
@@ -968,7 +990,67 @@ class Journal:
                 _insert_ignore(conn, T_STEP, dict(
                     recovery_id=recovery_id, step=state, at=at,
                     detail=detail))
+                if host_state is not None:
+                    host = conn.execute(sa.select(T_REC.c.host).where(
+                        T_REC.c.id == recovery_id)).scalar_one()
+                    self._set_host_state(conn, ep, host, host_state,
+                                         host_detail, _UNSET, recovery_id,
+                                         at)
             return closed
+        return self._run_retry(fn)
+
+    def reopen_recovery(self, recovery_id, detail, at=None, epoch=None,
+                        host_state='EVACUATING'):
+        """Re-open a closed recovery (the journal said its instances were
+        recovered, Nova disagrees) and put its host in ``host_state``, in
+        one transaction. False if it is open already, or its host has
+        another open recovery."""
+        _check('host state', host_state, HOST_STATES)
+        at = _utc(at)
+
+        def fn(conn):
+            ep = self._guard(conn, epoch)
+            rec = conn.execute(T_REC.select().where(
+                T_REC.c.id == recovery_id)).first()
+            if rec is None or rec.state == 'open':
+                return False
+            if conn.execute(sa.select(T_REC.c.id).where(
+                    T_REC.c.open_host == rec.host)).first() is not None:
+                return False
+            conn.execute(T_REC.update().where(
+                T_REC.c.id == recovery_id).values(
+                    state='open', open_host=rec.host, finished_at=None,
+                    detail=detail, failures=0, retry_at=None))
+            conn.execute(T_STEP.delete().where(
+                T_STEP.c.recovery_id == recovery_id,
+                T_STEP.c.step.in_(RECOVERY_STATES[1:] + ('finished',))))
+            _insert_ignore(conn, T_STEP, dict(
+                recovery_id=recovery_id, step='reopened:%s' % at.isoformat(),
+                at=at, detail=detail))
+            self._set_host_state(conn, ep, rec.host, host_state, detail,
+                                 _UNSET, recovery_id, at)
+            return True
+        return self._run_retry(fn)
+
+    def recovery_failed(self, recovery_id, error, retry_at, at=None,
+                        epoch=None):
+        """A reconcile pass raised for this recovery: count it, record
+        the error and when the next pass may try it (backoff)."""
+        def fn(conn):
+            self._guard(conn, epoch)
+            return conn.execute(T_REC.update().where(
+                T_REC.c.id == recovery_id, T_REC.c.state == 'open').values(
+                    failures=T_REC.c.failures + 1, retry_at=_utc(retry_at),
+                    last_error=error)).rowcount == 1
+        return self._run(fn)
+
+    def recovery_succeeded(self, recovery_id, epoch=None):
+        """A pass of this recovery ran through: reset its backoff."""
+        def fn(conn):
+            self._guard(conn, epoch)
+            return conn.execute(T_REC.update().where(
+                T_REC.c.id == recovery_id, T_REC.c.failures > 0).values(
+                    failures=0, retry_at=None)).rowcount == 1
         return self._run(fn)
 
     _STEP_COLUMNS = {'fenced': 'fenced_at', 'forced_down': 'forced_down_at'}
@@ -1011,7 +1093,8 @@ class Journal:
         'evacuating', 'evacuating_uuid', ITEM_FINISHED,
         inputs=('instance_uuid', 'name', 'server_group', 'sal', 'priority',
                 'state', 'source_host', 'last_error'),
-        fields=('migration_id', 'dest_host', 'source_host', 'last_error'))
+        fields=('migration_id', 'dest_host', 'source_host', 'last_error',
+                'accepted_at', 'progress', 'progress_at'))
 
     def add_recovery_items(self, recovery_id, items, at=None, epoch=None):
         def row(item, state):
@@ -1072,6 +1155,12 @@ class Journal:
         table = kind.table
         values = dict(fields, state=to_state, updated_at=at)
         if to_state == kind.active:
+            if kind.parent_label == 'recovery':
+                # A new attempt: its call is about to be sent.
+                values.setdefault('call_started_at', at)
+                values.setdefault('accepted_at', None)
+                values.setdefault('progress', None)
+                values.setdefault('progress_at', at)
             values.update({
                 'attempts': table.c.attempts + 1,
                 kind.active_uuid: instance_uuid,

@@ -481,8 +481,12 @@ def format_recovery(rec, timeline, items=(), fencing=()):
            % (rec.id, rec.host, rec.reason, rec.state),
            '  detected %s  finished %s  total %s'
            % (_t(rec.detected_at), _t(rec.finished_at),
-              _s(api._seconds(rec.detected_at, rec.finished_at))), '',
-           'timeline:']
+              _s(api._seconds(rec.detected_at, rec.finished_at)))]
+    if getattr(rec, 'failures', 0):
+        # Per-recovery backoff after an error (the other recoveries go on).
+        out.append('  failing: %d pass(es) in a row, next try %s: %s' % (
+            rec.failures, _t(rec.retry_at), rec.last_error))
+    out += ['', 'timeline:']
     out.append(text_table(TIMELINE_COLUMNS, timeline))
     if fencing:
         out += ['', 'fencing attempts:',

@@ -159,6 +159,12 @@ class Recovery(Base):
     finished_at = orm.mapped_column(UTCDateTime)
     detail: orm.Mapped[str | None] = orm.mapped_column(TEXT)
     epoch: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    # Per-recovery error isolation (a controller's per-key requeue): the
+    # passes that raised in a row, when the next may run, and the error.
+    failures: orm.Mapped[int] = orm.mapped_column(
+        sa.Integer, nullable=False, default=0, server_default='0')
+    retry_at = orm.mapped_column(UTCDateTime)
+    last_error: orm.Mapped[str | None] = orm.mapped_column(TEXT)
 
 
 class RecoveryItem(Base):
@@ -196,6 +202,13 @@ class RecoveryItem(Base):
     finished_at = orm.mapped_column(UTCDateTime)
     updated_at = orm.mapped_column(UTCDateTime, nullable=False)
     last_error: orm.Mapped[str | None] = orm.mapped_column(TEXT)
+    # The current attempt: when its evacuate call was about to be sent
+    # (set on -> evacuating), when Nova answered it (2xx), and the last
+    # progress seen in Nova (migration status / task state) and since when.
+    call_started_at = orm.mapped_column(UTCDateTime)
+    accepted_at = orm.mapped_column(UTCDateTime)
+    progress: orm.Mapped[str | None] = orm.mapped_column(sa.String(NAME))
+    progress_at = orm.mapped_column(UTCDateTime)
 
 
 class RecoveryStep(Base):

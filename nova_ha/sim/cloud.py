@@ -191,6 +191,77 @@ def _stack_class(host_names):
     return SimStack
 
 
+class NovaServiceLogs:
+    """The in-process Nova's log, one file per Nova service in the state
+    directory (``nova-api.log``, ``nova-conductor.log``,
+    ``nova-scheduler.log``, ``nova-compute.log``; anything else of Nova's
+    in ``nova.log``) -- nova's test fixtures would otherwise swallow it.
+    (``--nova processes``: each service process writes its own
+    ``STATE_DIR/nova/<service>.log``.)"""
+
+    # (file, logger name prefixes): the first match wins.
+    SERVICES = (
+        ('nova-api.log', ('nova.api', 'nova.compute.api', 'nova.wsgi',
+                          'nova.policy', 'nova.quota')),
+        ('nova-conductor.log', ('nova.conductor',)),
+        ('nova-scheduler.log', ('nova.scheduler',)),
+        ('nova-compute.log', ('nova.compute', 'nova.virt',
+                              'nova.network')),
+        ('nova.log', ('nova',)),
+    )
+
+    def __init__(self, state_dir):
+        self.dir = state_dir
+        self.handlers = []
+
+    @classmethod
+    def service_of(cls, logger_name):
+        for name, prefixes in cls.SERVICES:
+            for prefix in prefixes:
+                if logger_name == prefix or \
+                        logger_name.startswith(prefix + '.'):
+                    return name
+        return None
+
+    def install(self):
+        os.makedirs(self.dir, exist_ok=True)
+        fmt = logging.Formatter('%(asctime)s %(process)d %(levelname)s '
+                                '%(name)s [%(threadName)s] '
+                                '%(nova_ha_instance)s%(message)s')
+        for name, _ in self.SERVICES:
+            handler = logging.FileHandler(os.path.join(self.dir, name))
+            handler.setFormatter(fmt)
+            handler.setLevel(logging.INFO)
+            handler.addFilter(
+                lambda record, name=name: self.service_of(record.name) ==
+                name)
+            handler.addFilter(_instance_tag)
+            self.handlers.append(handler)
+        nova_log = logging.getLogger('nova')
+        for handler in self.handlers:
+            nova_log.addHandler(handler)
+        return self
+
+    def remove(self):
+        nova_log = logging.getLogger('nova')
+        for handler in self.handlers:
+            nova_log.removeHandler(handler)
+            handler.close()
+        self.handlers = []
+
+
+def _instance_tag(record):
+    """``[instance: UUID] `` of a nova log record (oslo.log passes the
+    instance as an extra, not in the message)."""
+    uuid = getattr(record, 'instance_uuid', None)
+    inst = getattr(record, 'instance', None)
+    if uuid is None and inst is not None:
+        uuid = inst.get('uuid') if isinstance(inst, dict) else \
+            getattr(inst, 'uuid', None)
+    record.nova_ha_instance = '[instance: %s] ' % uuid if uuid else ''
+    return True
+
+
 class SimCloud:
     """Start/stop the whole simulated cloud and act on its hosts."""
 
@@ -253,6 +324,7 @@ class SimCloud:
         self._servers = []
         self.started = False
         self.shutdown_requested = threading.Event()
+        self._nova_logs = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self):
@@ -275,6 +347,8 @@ class SimCloud:
             # oslo.log (set up by nova's fixtures) turns uncaught exceptions
             # into log records; a command line tool must show them.
             sys.excepthook = sys.__excepthook__
+            if self.nova_kind == 'inprocess' and self.state_dir:
+                self._nova_logs = NovaServiceLogs(self.state_dir).install()
             topo = sim_layout.layout(
                 self.stack.admin_api, self.host_names, racks=self.racks,
                 power_domains=self.power_domains, azs=self.azs, sal=self.sal)
@@ -366,6 +440,9 @@ class SimCloud:
             server.shutdown()
             server.server_close()
         self._servers = []
+        if self._nova_logs is not None:
+            self._nova_logs.remove()
+            self._nova_logs = None
         if self.stack is not None:
             # Nova's fixtures put back the root handlers they found (one of
             # them writes to stdout) before nova's last cleanups log; route

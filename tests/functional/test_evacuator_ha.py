@@ -43,13 +43,14 @@ class Pair:
     """Two evacuator processes sharing one journal and one coordinator."""
 
     def __init__(self, sim, tmp_path, backend_url=None, lock_name=None,
-                 extra=(), journal_url=None):
+                 extra=(), journal_url=None, max_concurrent=2):
         self.sim = sim
         self.lock = lock_name or LOCK
         self.confs = []
         for i, src in enumerate(sim.state['evacuator_configs'], 1):
             text = open(src).read()
-            add = ['max_concurrent_evacuations = 2'] + list(extra)
+            add = ['max_concurrent_evacuations = %d' % max_concurrent] + \
+                list(extra)
             text = text.replace('name = evacuator-%d' % i,
                                 '\n'.join(['name = evacuator-%d' % i] + add))
             if backend_url:

@@ -57,7 +57,6 @@ def test_refused_because_already_moved_is_done(tmp_path):
 @pytest.mark.parametrize('moved_to,status,task_state', [
     ('c1', 'ACTIVE', None),          # still on the failed host
     ('c3', 'ERROR', None),           # elsewhere, but broken
-    ('c3', 'REBUILD', 'rebuilding'),  # still being rebuilt
 ])
 def test_other_refusals_are_retried_then_fail(tmp_path, moved_to, status,
                                               task_state):
@@ -68,5 +67,20 @@ def test_other_refusals_are_retried_then_fail(tmp_path, moved_to, status,
         assert cloud.ops.count('evacuate') == \
             cloud.ev.opts.max_evacuation_attempts
         assert cloud.journal.list_alarms(types=['EVACUATION_FAILED'])
+    finally:
+        cloud.close()
+
+
+def test_refused_while_nova_rebuilds_is_followed_never_reissued(tmp_path):
+    """Nova refuses because an evacuation of the instance is in flight
+    (task state rebuilding, e.g. a dead leader's call): the item follows
+    that evacuation; never a second evacuate while the task state is set
+    (issue 12, finding 3)."""
+    cloud, rec = recover(tmp_path, MovedOps('c3', 'REBUILD', 'rebuilding'))
+    try:
+        (item,) = cloud.journal.list_recovery_items(rec.id)
+        assert item.state == 'evacuating', item
+        assert cloud.ops.count('evacuate') == 1
+        assert not cloud.journal.list_alarms(types=['EVACUATION_FAILED'])
     finally:
         cloud.close()

@@ -68,6 +68,15 @@ class Ops:
         self.calls.append(('evacuations_since', tuple(sorted(hosts))))
         return {}
 
+    def servers_changed_since(self, since):
+        # Nothing listed: the engine reads what it needs one by one.
+        self.calls.append(('servers_changed_since',))
+        return {}
+
+    def evacuate_actions(self, uuid, since):
+        self.calls.append(('evacuate_actions', uuid))
+        return []
+
     def server(self, uuid):
         # Still on its failed host, rebuild under way (no migration record
         # in these tests, so it is followed, never finished).

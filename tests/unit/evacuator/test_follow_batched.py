@@ -1,5 +1,7 @@
-"""An evacuation whose migration record says "done" is finished on Nova's
-word: no GET of the server per instance.
+"""An evacuation whose migration record says "done" is finished once Nova
+shows the server ACTIVE on another host (issue 12: never on the migration
+record alone), read for every recovery in ONE server list call: no GET of
+the server per instance.
 
 The real reconcile loop (tests/unit/evacuator/test_flapping.py's harness)
 with a Nova stand-in whose migration records end every evacuation at once;
@@ -34,11 +36,24 @@ class EndedOps(harness.Ops):
             status='error' if u in self.failed else 'done')
             for i, u in enumerate(sorted(evacuated), 1)}}
 
+    def _view(self, uuid):
+        if uuid in self.failed:
+            return types.SimpleNamespace(**{
+                'id': uuid, 'status': 'ERROR', 'OS-EXT-SRV-ATTR:host': 'c1',
+                'OS-EXT-STS:task_state': None,
+                'fault': {'message': 'boom'}})
+        return types.SimpleNamespace(**{
+            'id': uuid, 'status': 'ACTIVE', 'OS-EXT-SRV-ATTR:host': 'c3',
+            'OS-EXT-STS:task_state': None})
+
+    def servers_changed_since(self, since):
+        self.calls.append(('servers_changed_since',))
+        evacuated = {c[1] for c in self.calls if c[0] == 'evacuate'}
+        return {u: self._view(u) for u in evacuated}
+
     def server(self, uuid):
         self.calls.append(('server', uuid))
-        return types.SimpleNamespace(**{
-            'id': uuid, 'status': 'ERROR', 'OS-EXT-SRV-ATTR:host': 'c1',
-            'OS-EXT-STS:task_state': None, 'fault': {'message': 'boom'}})
+        return self._view(uuid)
 
 
 def run(tmp_path, ops):
@@ -74,6 +89,8 @@ def test_failed_migration_still_reads_the_server(tmp_path):
         states = {i.instance_uuid: i.state for i in items}
         assert states.pop('u3') in ('pending', 'evacuating', 'error')
         assert set(states.values()) == {'done'}
+        # Only the retries of the failed one read the server by itself
+        # (no evacuation of it in flight before re-issuing).
         assert {c[1] for c in cloud.ops.calls if c[0] == 'server'} == {'u3'}
     finally:
         cloud.close()

@@ -15,7 +15,7 @@ from nova_ha.conf import journal as journal_conf
 from nova_ha import journal
 from tests.unit.journal.test_hosts_leadership import s
 
-HEAD = '0002'
+HEAD = '0003'
 
 
 def run(capsys, *argv):

@@ -11,7 +11,7 @@ from nova_ha.journal import migrations
 from nova_ha.journal import models
 from tests.unit.journal import conftest
 
-HEAD = '0002'
+HEAD = '0003'
 TABLES = set(models.metadata.tables) | {migrations.VERSION_TABLE}
 
 
