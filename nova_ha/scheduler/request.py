@@ -183,7 +183,13 @@ def flavor_specs(spec_obj):
 
 def parse_sal(spec_obj):
     """The flavor's ha:sal as an int, None, or BadInput."""
-    value = flavor_specs(spec_obj).get(SPEC_SAL)
+    return parse_sal_specs(flavor_specs(spec_obj))
+
+
+def parse_sal_specs(specs):
+    """ha:sal of a flavor's extra specs (a dict) as an int, None, or
+    BadInput (also used outside the scheduler: nova_ha.capacity)."""
+    value = (specs or {}).get(SPEC_SAL)
     if value is None:
         return None
     value = str(value).strip()
@@ -196,7 +202,13 @@ def parse_anti_affinity(spec_obj, levels):
 
     :param levels: the levels a hint may name
     """
-    hints = _hints(spec_obj)
+    return parse_anti_affinity_hints(_hints(spec_obj), levels)
+
+
+def parse_anti_affinity_hints(hints, levels):
+    """parse_anti_affinity on a hints dict ({name: str or [str]}, as in a
+    RequestSpec or nova's API >= 2.100 server ``scheduler_hints``)."""
+    hints = hints or {}
     level = _hint(hints, HINT_LEVEL)
     mode = _hint(hints, HINT_MODE)
     max_per = _hint(hints, HINT_MAX_PER_DOMAIN)
