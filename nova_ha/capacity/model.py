@@ -170,7 +170,7 @@ def parse_tolerance(value, levels, option=OPTION, key=None):
             level += 's'
         else:
             raise PolicyError('%s: unknown topology level %r; known: %s'
-                              % (name, level, ', '.join(known)))
+                              % (name, text.split()[-1], ', '.join(known)))
     if count < 0 or count > 1000:
         raise PolicyError('%s: count %d out of range 0..1000' % (name, count))
     return count, level

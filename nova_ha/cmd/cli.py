@@ -22,6 +22,7 @@ from oslo_config import cfg
 
 # Command groups, in --help order.
 COMMAND_MODULES = (
+    'nova_ha.capacity.cli',
     'nova_ha.evacuator.cli',
     'nova_ha.fencing.cli',
     'nova_ha.journal.cli',
