@@ -29,6 +29,10 @@ from nova_ha import topology
 from nova_ha.capacity import model
 
 COMPUTE_VERSION = '2.100'     # servers' scheduler_hints
+# Hypervisors: 2.53 gives the compute node uuid (= resource provider) and
+# the service host; from 2.88 the detail asks every compute for its uptime
+# (one RPC call per hypervisor, a timeout for a dead one).
+HYPERVISOR_VERSION = '2.53'
 PLACEMENT_VERSION = '1.14'
 RC = ('VCPU', 'MEMORY_MB', 'DISK_GB')
 
@@ -108,12 +112,12 @@ def instance_of(uuid, name, host, flavor, hints, group, levels, problems,
         group=group, rules=rules if group else [], name=name)
 
 
-def _paged(get, path, key):
+def _paged(get, path, key, version=COMPUTE_VERSION):
     """Every item of a paginated Nova list (follows ``<key>_links``)."""
     out = []
     url = path
     while url:
-        body = get(url)
+        body = get(url, version)
         out.extend(body.get(key, []))
         url = None
         for link in body.get('%s_links' % key, []):
@@ -130,19 +134,21 @@ def from_api(compute_get, placement_get, levels=topology.DEFAULT_LEVELS,
              default_az=topology.DEFAULT_AZ):
     """The Cloud from the APIs.
 
-    :param compute_get: path -> JSON dict, Nova API at microversion >= 2.100
+    :param compute_get: (path, microversion) -> JSON dict, Nova API
     :param placement_get: path -> JSON dict, placement API >= 1.14
     """
     problems = []
     services = {s['host']: s for s in compute_get(
-        '/os-services?binary=nova-compute').get('services', [])}
-    aggregates = compute_get('/os-aggregates').get('aggregates', [])
+        '/os-services?binary=nova-compute', COMPUTE_VERSION).get(
+            'services', [])}
+    aggregates = compute_get('/os-aggregates', COMPUTE_VERSION).get(
+        'aggregates', [])
     topo = topology.Topology.from_aggregates(aggregates, hosts=services,
                                              levels=levels,
                                              default_az=default_az)
     problems += [str(c) for c in topo.conflicts] + topo.problems
     hypervisors = _paged(compute_get, '/os-hypervisors/detail',
-                         'hypervisors')
+                         'hypervisors', HYPERVISOR_VERSION)
     free = {}
     for hv in hypervisors:
         host = (hv.get('service') or {}).get('host') or \
@@ -191,33 +197,44 @@ def from_api(compute_get, placement_get, levels=topology.DEFAULT_LEVELS,
     return model.Cloud(hosts, instances, levels, aggs, problems)
 
 
+def compute_getter(sess, endpoint=None, endpoint_filter=None,
+                   timeout=None):
+    """compute_get(path, version) over a keystoneauth session."""
+    def compute_get(path, version=COMPUTE_VERSION):
+        kwargs = {'headers': {
+            'OpenStack-API-Version': 'compute %s' % version,
+            'X-OpenStack-Nova-API-Version': version}}
+        if timeout:
+            kwargs['timeout'] = timeout
+        if endpoint:
+            return sess.get(endpoint.rstrip('/') + path, **kwargs).json()
+        return sess.get(path, endpoint_filter=endpoint_filter,
+                        **kwargs).json()
+    return compute_get
+
+
+def placement_getter(sess, conf, endpoint_filter):
+    def placement_get(path):
+        kwargs = {'headers': {
+            'OpenStack-API-Version': 'placement %s' % PLACEMENT_VERSION}}
+        if conf.capacity.placement_endpoint:
+            return sess.get(conf.capacity.placement_endpoint.rstrip('/')
+                            + path, **kwargs).json()
+        return sess.get(path, endpoint_filter=endpoint_filter,
+                        **kwargs).json()
+    return placement_get
+
+
 def session_getters(conf):
     """(compute_get, placement_get) over the [nova] keystoneauth session."""
     from nova_ha import nova_api
     sess = nova_api.session_from_conf(conf)
     common = {'interface': conf.nova.endpoint_type,
               'region_name': conf.nova.region_name}
-
-    def compute_get(path):
-        resp = sess.get(path, endpoint_filter=dict(
-            common, service_type='compute'), headers={
-                'OpenStack-API-Version': 'compute %s' % COMPUTE_VERSION,
-                'X-OpenStack-Nova-API-Version': COMPUTE_VERSION},
-            timeout=conf.nova.api_timeout)
-        return resp.json()
-
-    def placement_get(path):
-        kwargs = {}
-        if conf.capacity.placement_endpoint:
-            kwargs['endpoint_override'] = \
-                conf.capacity.placement_endpoint.rstrip('/')
-        resp = sess.get(path, endpoint_filter=dict(
-            common, service_type='placement'), headers={
-                'OpenStack-API-Version': 'placement %s' % PLACEMENT_VERSION},
-            timeout=conf.nova.api_timeout, **kwargs)
-        return resp.json()
-
-    return compute_get, placement_get
+    return (compute_getter(sess, endpoint_filter=dict(
+        common, service_type='compute'), timeout=conf.nova.api_timeout),
+        placement_getter(sess, conf, dict(common,
+                                          service_type='placement')))
 
 
 def from_nova_db(context, levels, default_az=topology.DEFAULT_AZ):

@@ -56,6 +56,7 @@ import logging
 import threading
 import time
 
+from nova_ha.capacity import recovery as capacity_recovery
 from nova_ha.evacuator import nova_ops
 from nova_ha.heartbeat import receiver as hb
 from nova_ha.journal import api as journal_api
@@ -409,6 +410,10 @@ class Evacuator:
                          seen=seen.get(host))
         self._guard_reason = self.mass_failure(states)
         recs = self.journal.list_recoveries(states=['open'])
+        # Failover capacity: CRITICAL alarm before fencing if the
+        # instances cannot all be re-placed; recoveries in priority order
+        # (nova_ha/capacity/recovery.py).
+        recs = capacity_recovery.before_fencing(self, recs)
         self._poll_evacuations(recs, now)
         self.advance(*recs)
         self.watch_recovered(states, now)
