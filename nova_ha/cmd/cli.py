@@ -20,6 +20,7 @@ from oslo_config import cfg
 # database, messaging and Nova libraries inside the commands
 # (nova_ha.lazy helps).
 COMMAND_MODULES = (
+    'nova_ha.capacity.cli',
     'nova_ha.evacuator.cli',
     'nova_ha.fencing.cli',
     'nova_ha.journal.cli',

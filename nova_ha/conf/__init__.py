@@ -15,6 +15,7 @@ CONF = cfg.CONF
 
 # Each module owns one option group. Keep the list sorted.
 _MODULES = (
+    'nova_ha.conf.capacity',
     'nova_ha.conf.coordination',
     'nova_ha.conf.fencing',
     'nova_ha.conf.guard',

@@ -67,6 +67,7 @@ import time
 from nova_ha.evacuator import detection
 from nova_ha.evacuator import guard as guard_mod
 from nova_ha.evacuator import evacuation
+from nova_ha.capacity import recovery as capacity_recovery
 from nova_ha.evacuator import nova_ops
 from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
     HOST_DOWN, OK, PARTITION, SERVICE_DOWN, SUSPECT)
@@ -463,6 +464,10 @@ class Evacuator:
         recs = self.journal.list_recoveries(states=['open'])
         self._verdict = self.judge_guard(states, recs, now)
         self._guard_reason = self._verdict.reason
+        # Failover capacity: CRITICAL alarm before fencing if the
+        # instances cannot all be re-placed; recoveries in priority order
+        # (nova_ha/capacity/recovery.py).
+        recs = capacity_recovery.before_fencing(self, recs)
         due = self._due(recs)
         self.evacuations.poll(due, now)
         self.advance(*due)

@@ -183,7 +183,13 @@ def flavor_specs(spec_obj):
 
 def parse_sal(spec_obj):
     """The flavor's ha:sal as an int, None, or BadInput."""
-    value = flavor_specs(spec_obj).get(SPEC_SAL)
+    return parse_sal_specs(flavor_specs(spec_obj))
+
+
+def parse_sal_specs(specs):
+    """ha:sal of a flavor's extra specs (a dict) as an int, None, or
+    BadInput (also used outside the scheduler: nova_ha.capacity)."""
+    value = (specs or {}).get(SPEC_SAL)
     if value is None:
         return None
     value = str(value).strip()
@@ -207,6 +213,7 @@ def anti_affinity_of(hints, levels, conflicts='log'):
     WARNING naming both and the rule applied, ``conflicts='refuse'`` (the
     API filter) raises BadInput.
     """
+    hints = hints or {}
     level = _hint(hints, HINT_LEVEL)
     mode = _hint(hints, HINT_MODE)
     max_per = _hint(hints, HINT_MAX_PER_DOMAIN)

@@ -1,0 +1,1 @@
+"""Failover-capacity admission control (doc/capacity.md)."""
