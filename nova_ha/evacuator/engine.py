@@ -57,6 +57,7 @@ import threading
 import time
 
 from nova_ha.evacuator import nova_ops
+from nova_ha.evacuator import placement_plan
 from nova_ha.heartbeat import receiver as hb
 from nova_ha.journal import api as journal_api
 from nova_ha import topology as topology_mod
@@ -893,9 +894,12 @@ class Evacuator:
         # side by side rather than one round trip after another.
         if started:
             self._assert_leader()
-        calls = [(item, self._api_pool.submit(self.ops.evacuate,
-                                              item.instance_uuid))
-                 for item in started]
+        # issue 14: a planned target per instance (None: no host), that
+        # nova-scheduler validates (nova_ha.evacuator.placement_plan).
+        targets = placement_plan.planner(self).targets(rec, started)
+        calls = [(item, self._api_pool.submit(
+            self.ops.evacuate, item.instance_uuid,
+            targets.get(item.instance_uuid))) for item in started]
         for item, call in calls:
             attempt = item.attempts + 1
             try:
@@ -908,7 +912,8 @@ class Evacuator:
                 continue
             self.step(rec.id, 'evacuate:%s%s' % (
                 item.instance_uuid, '#%d' % attempt if attempt > 1 else ''),
-                detail=item.name)
+                detail=placement_plan.step_detail(
+                    item.name, targets.get(item.instance_uuid)))
 
     def _already_moved(self, rec, item):
         """Nova refused an evacuation: if the instance runs elsewhere
@@ -1054,6 +1059,15 @@ class Evacuator:
         if mig.status in nova_ops.MIGRATION_FAILED or \
                 server.status == 'ERROR':
             fault = nova_ops.server_fault(server)
+            if 'No valid host' in fault and placement_plan.planner(
+                    self).refused(rec, item):
+                # issue 14: the scheduler refused the planned host: again
+                # with no host (the scheduler chooses).
+                self.journal.transition_item(
+                    rec.id, item.instance_uuid, ('evacuating',), 'pending',
+                    last_error='planned host refused: %s' % fault,
+                    epoch=self.epoch)
+                return
             if 'No valid host' in fault:
                 self.journal.transition_item(
                     rec.id, item.instance_uuid, ('evacuating',),
