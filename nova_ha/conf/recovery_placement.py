@@ -31,8 +31,12 @@ OPTS = [
 
 
 def register_opts(conf):
-    conf.register_group(GROUP)
-    conf.register_opts(OPTS, group=GROUP)
+    # A new OptGroup for each ConfigOpts (as nova_ha.conf.nova): oslo.config
+    # keeps a group's option state in the OptGroup object, so overrides on
+    # one ConfigOpts would leak into every other made in the process.
+    conf.register_group(cfg.OptGroup(GROUP.name, title=GROUP.title,
+                                     help=GROUP.help))
+    conf.register_opts(OPTS, group=GROUP.name)
 
 
 def list_opts():

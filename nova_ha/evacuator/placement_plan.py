@@ -144,9 +144,10 @@ class Planner:
                 hosts = [h for h in hosts
                          if topo.host(h).certified_for(item.sal)]
             if item.server_group:
-                siblings = [members.get(m) for m in groups.get(
-                    item.server_group, ()) if m != item.instance_uuid]
-                siblings = [self._now_at(m, h) for m, h in siblings
+                siblings = [members[m] for m in groups.get(
+                    item.server_group, ()) if m != item.instance_uuid
+                    and m in members]
+                siblings = [self._now_at(m, h)[1] for m, h in siblings
                             if h or m in self.planned]
                 hosts = _away_from(topo, levels, hosts,
                                    [h for h in siblings if h])
