@@ -109,7 +109,7 @@ class Planner:
         eng = self.engine
         journal = eng.journal
         topo = eng.topology
-        first = [i for i in items if not i.attempts]
+        first = [i for i in items if _unplanned_yet(i)]
         if not first or topo is None:
             return {}
         states = journal.host_state_map()
@@ -240,6 +240,15 @@ class Planner:
         except Exception:   # noqa: BLE001 -- then it was not planned
             LOG.exception('reading the timeline of recovery %s', rec.id)
         return False
+
+
+def _unplanned_yet(item):
+    """Planned: a first attempt, or one after attempts that never reached
+    Nova (the leader lost its lease between the journal and the call).
+    A retry after Nova ran one (refused, failed) lets the scheduler
+    choose."""
+    return not item.attempts or (item.last_error or '').startswith(
+        'no evacuation record')
 
 
 def _dom(topo, host, level):

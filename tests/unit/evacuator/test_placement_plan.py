@@ -201,6 +201,7 @@ class FakeJournal:
 def item(uuid, sal=None, group=None, attempts=0):
     return types.SimpleNamespace(instance_uuid=uuid, sal=sal,
                                  server_group=group, attempts=attempts,
+                                 last_error=None,
                                  priority=0, state='pending', dest_host=None)
 
 
