@@ -277,3 +277,14 @@ def spread(items):
     """{dest host: instances recovered there} of a recovery's items."""
     return collections.Counter(i.dest_host for i in items
                                if i.state == 'done' and i.dest_host)
+
+
+def spread_text(items):
+    """The spread line of ``nova-ha recovery show`` ('' if nothing was
+    recovered yet)."""
+    counts = spread(items)
+    if not counts:
+        return ''
+    return '%s  (most on one host: %d, over %d host(s))' % (
+        ', '.join('%s %d' % hc for hc in sorted(counts.items())),
+        max(counts.values()), len(counts))

@@ -31,6 +31,7 @@ from oslo_config import cfg
 import sqlalchemy as sa
 
 from nova_ha.conf import journal as journal_conf
+from nova_ha.evacuator import placement_plan
 from nova_ha.journal import api
 from nova_ha.journal import migrations
 
@@ -468,6 +469,8 @@ def recovery_record(rec, timeline, items=(), fencing=()):
     record['Fencing Attempts'] = [data_record(FENCING_COLUMNS, f)
                                   for f in reversed(fencing)]
     record['Instances'] = [data_record(ITEM_COLUMNS, i) for i in items]
+    # issue 14: instances recovered per destination host.
+    record['Spread'] = dict(sorted(placement_plan.spread(items).items()))
     return record
 
 
@@ -484,4 +487,7 @@ def format_recovery(rec, timeline, items=(), fencing=()):
                 text_table(FENCING_COLUMNS, list(reversed(fencing)))]
     if items:
         out += ['', 'instances:', text_table(ITEM_COLUMNS, items)]
+    spread = placement_plan.spread_text(items)     # issue 14
+    if spread:
+        out += ['', 'spread (instances recovered per host): ' + spread]
     return '\n'.join(out)

@@ -271,3 +271,16 @@ def test_no_host_when_the_sibling_rule_leaves_none():
                     servers={'s': 'h2'},
                     states={'h1': types.SimpleNamespace(state='FENCED')})
     assert p.targets(types.SimpleNamespace(host='h1'), items) == {'m': None}
+
+
+def test_recovery_show_reports_the_spread(tmp_path, closing):
+    from nova_ha.journal import cli as journal_cli
+    ops = PlacingOps(count=9)
+    cloud, rec, items = run(tmp_path, ops)
+    closing(cloud)
+    shown = journal_cli.get_recovery(cloud.journal, rec.id)
+    text = journal_cli.format_recovery(*shown)
+    assert ('spread (instances recovered per host): c2 3, c3 3, c4 3  '
+            '(most on one host: 3, over 3 host(s))') in text, text
+    record = journal_cli.recovery_record(*shown)
+    assert record['Spread'] == {'c2': 3, 'c3': 3, 'c4': 3}
