@@ -137,7 +137,10 @@ class Planner:
             for host, n in received.items():
                 by_domain[_dom(topo, host, spread_level)] += n
         out = {}
-        for item in sorted(first, key=lambda i: (-i.priority,
+        # The most constrained first (server-group members: fewest hosts
+        # left to them), then by recovery priority.
+        for item in sorted(first, key=lambda i: (not i.server_group,
+                                                 -i.priority,
                                                  i.instance_uuid)):
             hosts = [h for h in eligible if received[h] < cap]
             if item.sal is not None:
