@@ -25,6 +25,7 @@ _MODULES = (
     'nova_ha.conf.metrics',
     'nova_ha.conf.evacuator',
     'nova_ha.conf.nova',
+    'nova_ha.conf.recovery_placement',
     'nova_ha.conf.scheduler',
     'nova_ha.conf.topology',
 )

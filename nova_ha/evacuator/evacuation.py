@@ -32,6 +32,7 @@ import datetime
 import logging
 
 from nova_ha.evacuator import nova_ops
+from nova_ha.evacuator import placement_plan
 
 LOG = logging.getLogger(__name__)
 
@@ -297,6 +298,15 @@ class Evacuations:
                 and view.task_state is None)):
             if view is _UNKNOWN or view.task_state is not None:
                 return   # Nova still unwinds it: never re-issue over it
+            if 'No valid host' in view.fault and placement_plan.planner(
+                    ev).refused(rec, item):
+                # issue 14: the scheduler refused the planned host: again
+                # with no host (the scheduler chooses).
+                ev.journal.transition_item(
+                    rec.id, item.instance_uuid, ('evacuating',), 'pending',
+                    last_error='planned host refused: %s' % view.fault,
+                    epoch=ev.epoch)
+                return
             if 'No valid host' in view.fault:
                 ev.journal.transition_item(
                     rec.id, item.instance_uuid, ('evacuating',),
@@ -547,9 +557,13 @@ class Evacuations:
         # side by side rather than one round trip after another.
         if started:
             ev._assert_leader()
-        calls = [(item, ev._api_pool.submit(self.ops.evacuate,
-                                            item.instance_uuid))
-                 for item in started]
+        # issue 14: a planned target per instance (None: no host), that
+        # nova-scheduler validates (nova_ha.evacuator.placement_plan).
+        targets = placement_plan.planner(ev).targets(rec, started) \
+            if started else {}
+        calls = [(item, ev._api_pool.submit(
+            self.ops.evacuate, item.instance_uuid,
+            targets.get(item.instance_uuid))) for item in started]
         for item, call in calls:
             attempt = item.attempts + 1
             try:
@@ -564,7 +578,8 @@ class Evacuations:
                                    accepted_at=utcnow(), epoch=ev.epoch)
             ev.step(rec.id, 'evacuate:%s%s' % (
                 item.instance_uuid, '#%d' % attempt if attempt > 1 else ''),
-                detail=item.name)
+                detail=placement_plan.step_detail(
+                    item.name, targets.get(item.instance_uuid)))
 
     def _already_moved(self, rec, item):
         """Nova refused an evacuation: if the instance runs elsewhere

@@ -102,10 +102,16 @@ class NovaOps:
             })
         return items
 
-    def evacuate(self, instance_uuid):
-        """Evacuate with no target host: the scheduler re-applies the
-        instance's original hints and server-group policy."""
-        self.nova.servers.evacuate(instance_uuid)
+    def evacuate(self, instance_uuid, host=None):
+        """Evacuate with no target host, or to ``host`` *validated by the
+        scheduler* (microversion >= 2.68 has no force: Nova sets the
+        RequestSpec's requested_destination and runs every filter on that
+        host). Either way the scheduler re-applies the instance's original
+        hints and server-group policy."""
+        if host:
+            self.nova.servers.evacuate(instance_uuid, host=host)
+        else:
+            self.nova.servers.evacuate(instance_uuid)
 
     def server(self, instance_uuid):
         try:

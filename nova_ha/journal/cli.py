@@ -36,6 +36,7 @@ sa = lazy.Module('sqlalchemy')
 journal_conf = lazy.Module('nova_ha.conf.journal')
 api = lazy.Module('nova_ha.journal.api')
 migrations = lazy.Module('nova_ha.journal.migrations')
+placement_plan = lazy.Module('nova_ha.evacuator.placement_plan')
 
 
 def add_parser(subparsers):
@@ -473,6 +474,8 @@ def recovery_record(rec, timeline, items=(), fencing=()):
     record['Fencing Attempts'] = [data_record(FENCING_COLUMNS, f)
                                   for f in reversed(fencing)]
     record['Instances'] = [data_record(ITEM_COLUMNS, i) for i in items]
+    # issue 14: instances recovered per destination host.
+    record['Spread'] = dict(sorted(placement_plan.spread(items).items()))
     return record
 
 
@@ -493,4 +496,7 @@ def format_recovery(rec, timeline, items=(), fencing=()):
                 text_table(FENCING_COLUMNS, list(reversed(fencing)))]
     if items:
         out += ['', 'instances:', text_table(ITEM_COLUMNS, items)]
+    spread = placement_plan.spread_text(items)     # issue 14
+    if spread:
+        out += ['', 'spread (instances recovered per host): ' + spread]
     return '\n'.join(out)

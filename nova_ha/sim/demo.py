@@ -10,6 +10,7 @@ import tempfile
 import time
 
 
+from nova_ha.evacuator import placement_plan
 from nova_ha.sim import cli
 from nova_ha.sim import client as sim_client
 from nova_ha.sim.cloud import SimCloud
@@ -85,6 +86,15 @@ def placement_table(nova, state, prefix):
         print('  %-10s %-10s %-5s %-13s %s' % (
             s.name, host, topo['rack'], topo['power_domain'], s.status))
     return {s.name: getattr(s, 'OS-EXT-SRV-ATTR:host') for s in servers}
+
+
+def _evacuate_label(entry, name):
+    """'evacuate app-2 -> compute05 (planned)': the target the evacuator
+    planned and nova-scheduler validated; or no target host."""
+    detail = entry.detail or ''
+    if '(%s)' % placement_plan.PLANNED in detail:
+        return 'evacuate ' + detail
+    return 'evacuate %s (no target host)' % name
 
 
 def wait_recovery(journal, host, timeout=60):
@@ -236,6 +246,15 @@ def run(hosts=8, racks=4):
             before = placement_table(nova, state, 'vnf-a')
             print()
             victim = before['vnf-a-1']
+            # Four more instances on that host: the recovery spreads them
+            # (nova_ha.evacuator.placement_plan) instead of piling them on
+            # the least-loaded host.
+            nova.servers.create('app', state['images'][0], flavor,
+                                nics='none', min_count=4, max_count=4,
+                                availability_zone='nova:' + victim)
+            wait_active(nova, [s.id for s in nova.servers.list()
+                               if s.name.startswith('app-')])
+            say('4 more instances (app-1..4) on %s' % victim)
             journal = journal_mod.Journal(
                 'sqlite:///' + os.path.join(state_dir, 'journal.sqlite'))
             wait_monitoring(conf_file, evacuator)
@@ -258,14 +277,18 @@ def run(hosts=8, racks=4):
                          'forced_down': 'nova-compute forced down + '
                                         'disabled',
                          'listed': 'instances listed',
-                         'evacuate': 'evacuate %s (no target host)'
-                                     % names.get(uuid, uuid),
+                         'evacuate': _evacuate_label(
+                             entry, names.get(uuid, uuid)),
                          'active': entry.detail or uuid,
                          'finished': 'recovery finished',
                          'done': None}.get(step, entry.step)
                 if label:
                     print('  %+7.3f s  %s' % (
                         (entry.at - fault_at).total_seconds(), label))
+            spread = placement_plan.spread_text(
+                journal.list_recovery_items(rec.id))
+            if spread:
+                print('  spread: %s' % spread)
             print()
             say('final placement (rack anti-affinity kept):')
             print()

@@ -44,18 +44,32 @@ def test_demo_recovers_and_reports(tmp_path):
     # ... and the final placement shows it ACTIVE there.
     assert re.search(r'vnf-a-1\s+%s\s+\S+\s+\S+\s+ACTIVE' % dest, out), out
 
-    # The report: one outage of vnf-a-1, group named via Nova.
+    # The four app-N instances of the failed host went where the
+    # evacuator planned (validated by nova-scheduler), spread: at most
+    # ceil(5 / 7 eligible hosts) + 1 on one host.
+    planned = re.findall(r'evacuate (app-\d) -> (compute\d+) \(planned\)',
+                         out)
+    assert sorted(n for n, _ in planned) == ['app-1', 'app-2', 'app-3',
+                                              'app-4'], out
+    for name, host in planned:
+        assert re.search(r'%s on %s \(' % (name, host), out), out
+    most = int(re.search(r'spread: .*\(most on one host: (\d+)',
+                         out).group(1))
+    assert most <= 2, out
+
+    # The report: five outages (vnf-a-1, app-1..4), group named via Nova.
     head = [ln for ln in lines if 'nova-ha HA report:' in ln]
     assert len(head) == 1, out
-    assert '1 recovery, 1 outage of 1 instance: 1 recovered, 0 not ' \
+    assert '1 recovery, 5 outages of 5 instances: 5 recovered, 0 not ' \
         'recovered' in out
     groups = _section(lines, 'server groups')
     assert groups[0][:4] == ['GROUP', 'INSTANCES', 'OUTAGES', 'RECOVERED']
     assert groups[1][:4] == ['vnf-a', '1', '1', '1']
-    assert groups[2][:4] == ['(all)', '1', '1', '1']
+    assert groups[-1][:4] == ['(all)', '5', '5', '5']
     outages = _section(lines, 'outages')
-    header, row = outages[0], outages[1]
-    assert len(outages) == 2
+    header = outages[0]
+    assert len(outages) == 6
+    (row,) = [r for r in outages[1:] if 'vnf-a-1' in r]
     cell = dict(zip(header, row))
     assert (cell['GROUP'], cell['NAME'], cell['STATE'], cell['SAL'],
             cell['DEST']) == ('vnf-a', 'vnf-a-1', 'done', '1', dest)

@@ -18,7 +18,7 @@ class MovedOps(harness.Ops):
         self.status = status
         self.task_state = task_state
 
-    def evacuate(self, uuid):
+    def evacuate(self, uuid, host=None):
         self.calls.append(('evacuate', uuid))
         raise RuntimeError('Compute service of %s is still in use. '
                            '(HTTP 400)' % self.moved_to)

@@ -61,7 +61,7 @@ class Ops:
                      state='pending', last_error=None)
                 for u in self.instances.get(host, ())]
 
-    def evacuate(self, uuid):
+    def evacuate(self, uuid, host=None):
         self.calls.append(('evacuate', uuid))
 
     def evacuations_since(self, since, hosts):
