@@ -70,10 +70,13 @@ class PlacingOps(harness.Ops):
 
     def server(self, uuid):
         self.calls.append(('server', uuid))
-        _, refused = self._outcome(uuid)
+        dest, refused = self._outcome(uuid)
+        # Nova shows a recovered server ACTIVE on its new host (an item is
+        # done only then); a refused one stays on the failed host.
         return types.SimpleNamespace(**{
             'id': uuid, 'status': 'ERROR' if refused else 'ACTIVE',
-            'OS-EXT-SRV-ATTR:host': 'c1', 'OS-EXT-STS:task_state': None,
+            'OS-EXT-SRV-ATTR:host': 'c1' if refused else dest,
+            'OS-EXT-STS:task_state': None,
             'fault': {'message': NO_VALID_HOST if refused else ''}})
 
 
