@@ -16,7 +16,7 @@ evacuator with the default configuration.
 
 Columns: runs, healthy hosts fenced (must be 0 in every row), recoveries
 opened for healthy hosts and stopped before any fence, SELF_CHECK /
-MASS_FAILURE_GUARD alarms raised, real failures fenced / tried, their
+MASS_FAILURE_GUARD alarms raised, real failures fenced / tried,
 the longest detection (last heartbeat -> recovery opened) and the longest
 last heartbeat -> power read off; the last lines: p50/p99 over all rows.
 
