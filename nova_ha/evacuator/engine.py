@@ -148,12 +148,9 @@ class Evacuator:
         self.takeovers = 0
         self._conditions = {}          # host -> condition, this pass
         self._rec_host = {}            # recovery id -> host (notifications)
-        self._guard_reason = None      # why fencing is held back, or None
         self._pass = {}                # memo of one reconcile pass
         self._steady = {}              # host -> ((condition, detail), at)
         self._unknown = set()          # heard from, not in Nova's list
-        self._domains = None           # {level: {domain: [hosts]}}
-        self._domains_of = None        # the hosts _domains was made of
         self._windows = {}             # host -> confirmation window
         self.stall = detection.StallMonitor(
             threshold=conf.guard.stall_threshold, clock=clock)
@@ -227,7 +224,6 @@ class Evacuator:
         self.topology = topology_mod.Topology.from_aggregates(
             aggregates, hosts=sorted(services),
             levels=topology_mod.configured_levels(self.conf))
-        self._domains = None
         self._windows = {}
         self._hosts_read_at = at
 
@@ -463,7 +459,6 @@ class Evacuator:
                               host)
         recs = self.journal.list_recoveries(states=['open'])
         self._verdict = self.judge_guard(states, recs, now)
-        self._guard_reason = self._verdict.reason
         # Failover capacity: CRITICAL alarm before fencing if the
         # instances cannot all be re-placed; recoveries in priority order
         # (nova_ha/capacity/recovery.py).
@@ -638,11 +633,6 @@ class Evacuator:
                 fenced_recently=(h in recent and st in self.FENCED_STATES),
                 domains=self.location(h)))
         return guard_mod.judge(policy, out, self.receiver.planes)
-
-    def mass_failure(self, states=None):
-        """Why fencing must be held back now, or None (the guard's reason
-        for this pass; see judge_guard)."""
-        return self._verdict.reason
 
     def self_check(self):
         """Why this evacuator must not fence now, or None (asked once per
