@@ -51,7 +51,8 @@ def judge(sim, j, victim, rec, healthy, names):
             problems.append(('server not ACTIVE', '%s %s (task state %s)'
                              % (s.name, s.status, task)))
         if host == victim or host not in healthy:
-            problems.append(('server on failed host', '%s on %s' % (s.name, host)))
+            problems.append(('server on failed host',
+                             '%s on %s' % (s.name, host)))
     migs = ha.evacuations(sim, victim, rec.detected_at)
     for item in items:
         statuses = migs.get(item.instance_uuid, [])
