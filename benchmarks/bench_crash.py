@@ -87,7 +87,8 @@ def main():
                 if problems:
                     break      # a fresh cloud for the next run
         except Exception as exc:   # the harness, not a run's outcome
-            harness_errors.append('%s: %s' % (type(exc).__name__, exc))
+            harness_errors.append('%s: %s' % (type(exc).__name__,
+                                              str(exc)[:300]))
             print('harness error (fresh cloud): %s' % harness_errors[-1],
                   flush=True)
         finally:
