@@ -630,10 +630,13 @@ class Evacuations:
             LOG.warning('journal says %s (%s) of recovery %s is done; Nova '
                         'shows %s: re-opening it (%s)', item.name,
                         item.instance_uuid, rec.id, view.describe(), to)
-            ev.journal.transition_item(
-                rec.id, item.instance_uuid, ('done',), to,
-                last_error='journal said done; Nova shows %s'
-                % view.describe(), epoch=ev.epoch)
+            if ev.journal.transition_item(
+                    rec.id, item.instance_uuid, ('done',), to,
+                    last_error='journal said done; Nova shows %s'
+                    % view.describe(), epoch=ev.epoch):
+                ev.journal.forget_steps(
+                    rec.id, ['active:%s' % item.instance_uuid],
+                    epoch=ev.epoch)
 
     def close(self, rec):
         ev = self.ev

@@ -75,6 +75,7 @@ index)::
     reopen_recovery(id, detail, at=None, epoch=None,
                     host_state='EVACUATING') -> bool
         # journal said done, Nova disagrees: open again (one transaction)
+    forget_steps(id, steps, epoch=None) -> int   # wrong active:<uuid> steps
     recovery_failed(id, error, retry_at, epoch=None) -> bool
     recovery_succeeded(id, epoch=None) -> bool
         # per-recovery error isolation: failures, retry_at, last_error
@@ -1031,6 +1032,17 @@ class Journal:
                                  _UNSET, recovery_id, at)
             return True
         return self._run_retry(fn)
+
+    def forget_steps(self, recovery_id, steps, epoch=None):
+        """Delete timeline steps that turned out wrong (``active:UUID`` of
+        an item re-opened because Nova disagrees), so that they can be
+        recorded again."""
+        def fn(conn):
+            self._guard(conn, epoch)
+            return conn.execute(T_STEP.delete().where(
+                T_STEP.c.recovery_id == recovery_id,
+                T_STEP.c.step.in_(list(steps)))).rowcount
+        return self._run(fn)
 
     def recovery_failed(self, recovery_id, error, retry_at, at=None,
                         epoch=None):

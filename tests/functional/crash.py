@@ -51,7 +51,8 @@ def judge(sim, j, victim, rec, healthy, names):
             problems.append(('server not ACTIVE', '%s %s (task state %s)'
                              % (s.name, s.status, task)))
         if host == victim or host not in healthy:
-            problems.append(('server on failed host', '%s on %s' % (s.name, host)))
+            problems.append(('server on failed host',
+                             '%s on %s' % (s.name, host)))
     migs = ha.evacuations(sim, victim, rec.detected_at)
     for item in items:
         statuses = migs.get(item.instance_uuid, [])
@@ -71,12 +72,23 @@ def judge(sim, j, victim, rec, healthy, names):
 
 
 def boot_many(sim, name, host, count):
-    """``count`` servers on ``host`` (forced), in batches of 5."""
-    servers = []
-    for start in range(0, count, 5):
-        n = min(5, count - start)
-        servers += ha.boot_on(sim, '%s-b%d' % (name, start), host, n)
-    return servers
+    """``count`` servers on ``host`` (forced), one request."""
+    return ha.boot_on(sim, name, host, count)
+
+
+def where_stuck(j, victim, known):
+    """What the journal shows of a recovery that did not close."""
+    recs = [r for r in j.list_recoveries(host=victim) if r.id not in known]
+    state = j.get_host_state(victim)
+    if not recs:
+        return 'no recovery of %s; host state %s' % (
+            victim, state.state if state else None)
+    rec = recs[0]
+    items = collections.Counter(i.state for i in
+                                j.list_recovery_items(rec.id))
+    return 'recovery %s %s (%s); host state %s; items %s' % (
+        rec.id, rec.state, rec.last_error or '-',
+        state.state if state else None, dict(items))
 
 
 def one_run(sim, pair, log_counts, rnd, run, timeout=180):
@@ -112,7 +124,8 @@ def one_run(sim, pair, log_counts, rnd, run, timeout=180):
                              what='run %d: recovery of %s (killed %s)'
                              % (run, victim, phase))
     except AssertionError as exc:
-        return [('recovery not closed', str(exc))], phase, None
+        return [('recovery not closed', '%s: %s' % (
+            exc, where_stuck(pair.j, victim, known)))], phase, None
     took = time.monotonic() - t0
     # A moment for a wrong "done" to show in Nova (a server still
     # rebuilding would be caught here rather than by the next run).

@@ -224,6 +224,8 @@ def test_journal_done_but_not_in_nova_is_reopened(tmp_path):
         assert cloud.ops.count('evacuate') == 2
         steps = [t.step for t in cloud.journal.timeline(rec.id)]
         assert any(s.startswith('reopened:') for s in steps)
+        # The wrong "active" step is gone: the real one is recorded later.
+        assert 'active:u1' not in steps and 'done' not in steps
     finally:
         cloud.close()
 
