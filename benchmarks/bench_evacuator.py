@@ -160,7 +160,11 @@ class Bench:
                 binary='nova-compute')}
             for h in hosts:
                 if svcs[h].forced_down or svcs[h].status != 'enabled':
-                    self._enable(h)
+                    try:
+                        self._enable(h)
+                    except RuntimeError:
+                        pass        # Nova: not cleaned up yet; again
+                        # on the next look
             return all(svcs[h].state == 'up' and svcs[h].status == 'enabled'
                        and not svcs[h].forced_down for h in hosts)
         # A restarted nova-compute reports within report_interval (10 s);
