@@ -187,8 +187,21 @@ def cmd_check(args):
     hosts = inv.hosts()
     results = {}
     if not args.no_bmc and hosts:
-        with futures.ThreadPoolExecutor(min(16, len(hosts))) as pool:
-            results = dict(zip(hosts, pool.map(fencer.status, hosts)))
+        # One BMC at a time per address (a BMC serves few sessions; an
+        # Ironic or a chassis controller may front several hosts), the
+        # BMCs of different addresses in parallel.
+        by_bmc = {}
+        for host in hosts:
+            entry = inv.lookup(host)
+            by_bmc.setdefault((entry.driver, entry.address, entry.port),
+                              []).append(host)
+
+        def read(group):
+            return [(host, fencer.status(host)) for host in group]
+
+        with futures.ThreadPoolExecutor(min(16, len(by_bmc))) as pool:
+            for pairs in pool.map(read, by_bmc.values()):
+                results.update(pairs)
         fencer.close()
     rows = []
     for host in hosts:
