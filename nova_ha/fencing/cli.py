@@ -86,8 +86,9 @@ def add_parser(subparsers):
     common(sp)
     sp.add_argument('--operator', required=True, metavar='NAME',
                     help='who checked (recorded)')
-    sp.add_argument('--reason', metavar='TEXT',
-                    help='how it was checked (recorded)')
+    sp.add_argument('--reason', metavar='TEXT', required=True,
+                    help='how it was checked, e.g. "PDU outlet 7 off, '
+                         'checked on site" (recorded)')
     sp.add_argument('--record-file', metavar='PATH',
                     help='record to this JSON-lines file instead of the '
                          'journal ([journal] connection)')
@@ -301,10 +302,16 @@ def cmd_on(args):
     return _EXIT[st.outcome]
 
 
-def _journal_recorder(conf):
+def _journal_recorder(conf, host):
+    """Records into the journal, tied to the host's open recovery (so
+    that ``nova-ha recovery show`` lists the confirmation among its
+    fencing attempts)."""
     from nova_ha.fencing import fencer as fencer_mod
     from nova_ha.journal import api as journal_api
-    return fencer_mod.JournalRecorder(journal_api.Journal.from_conf(conf))
+    journal = journal_api.Journal.from_conf(conf)
+    rec = journal.get_open_recovery(host)
+    return fencer_mod.JournalRecorder(
+        journal, recovery_id=rec.id if rec is not None else None), rec
 
 
 def cmd_confirm(args):
@@ -323,8 +330,9 @@ def cmd_confirm(args):
             recorder = fencer_mod.FileRecorder(args.record_file)
             where = args.record_file
         else:
-            recorder = _journal_recorder(_conf())
-            where = 'the journal'
+            recorder, rec = _journal_recorder(_conf(), args.host)
+            where = 'the journal' if rec is None else \
+                'the journal, recovery %d' % rec.id
         result = fencer_mod.confirm(args.host, args.operator, recorder,
                                     inventory=inv, reason=args.reason)
     except Exception as exc:  # noqa: BLE001 -- unrecorded: does not count
