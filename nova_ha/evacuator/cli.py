@@ -9,8 +9,9 @@
                                     let fencing through the mass-failure
                                     guard for the named hosts
 
-Exit codes: 0 ok, 1 the action failed (e.g. Nova refused), 2 bad
-arguments or configuration, 3 not found / not allowed now.
+Exit codes (as every nova-ha command): 0 ok, 1 the action failed (e.g.
+Nova refused), 2 bad arguments or configuration (an unknown host), 3 not
+reachable / not allowed now (a recovery in progress).
 """
 
 import sys
@@ -129,7 +130,10 @@ def _host_enable(args):
     except nova_api.NovaConfigError as exc:
         print('nova-ha host enable: %s' % exc, file=sys.stderr)
         return 2
-    except (engine.HostBusy, LookupError) as exc:
+    except LookupError as exc:      # unknown host: a bad argument
+        print('nova-ha host enable: %s' % exc, file=sys.stderr)
+        return 2
+    except engine.HostBusy as exc:
         print('nova-ha host enable: %s' % exc, file=sys.stderr)
         return 3
     except Exception as exc:
