@@ -9,8 +9,9 @@
                                     let fencing through the mass-failure
                                     guard for the named hosts
 
-Exit codes: 0 ok, 1 the action failed (e.g. Nova refused), 2 bad
-arguments or configuration, 3 not found / not allowed now.
+Exit codes (as every nova-ha command): 0 ok, 1 the action failed (e.g.
+Nova refused), 2 bad arguments or configuration (an unknown host), 3 not
+reachable / not allowed now (a recovery in progress).
 """
 
 import sys
@@ -42,40 +43,47 @@ def add_parser(subparsers):
         'alarm', help='alarms raised by the evacuator (journal)')
     sub = alarm.add_subparsers(dest='alarm_command', metavar='COMMAND')
     sub.required = True
-    journal_cli.add_alarm_filters(_journal_command(
-        sub, 'list', journal_cli._alarms,
-        'List alarms (time, location, type, severity), newest first.'))
+    journal_cli.add_format_option(journal_cli.add_alarm_filters(
+        _journal_command(sub, 'list', journal_cli._alarms,
+                         'List alarms (time, location, type, severity), '
+                         'newest first.')))
 
     rec = subparsers.add_parser('recovery', help='host recoveries')
     sub = rec.add_subparsers(dest='recovery_command', metavar='COMMAND')
     sub.required = True
-    journal_cli.add_recovery_filters(_journal_command(
-        sub, 'list', journal_cli._recoveries,
-        'List recoveries, newest first.'))
+    journal_cli.add_format_option(journal_cli.add_recovery_filters(
+        _journal_command(sub, 'list', journal_cli._recoveries,
+                         'List recoveries, newest first.')))
     p = _journal_command(sub, 'show', journal_cli._recovery,
-                         'One recovery: per-step timeline with durations '
-                         'and each instance\'s outcome.')
-    p.add_argument('id', type=int, metavar='ID')
+                         'One recovery: per-step timeline with durations, '
+                         'its fencing attempts (operator confirmations '
+                         'included) and each instance\'s outcome.')
+    p.add_argument('id', type=int, metavar='ID',
+                   help='recovery id (see "nova-ha recovery list")')
+    journal_cli.add_format_option(p, journal_cli.SHOW_FORMATS)
 
     host = subparsers.add_parser('host', help='compute hosts as nova-ha '
                                  'sees them')
     sub = host.add_subparsers(dest='host_command', metavar='COMMAND')
     sub.required = True
-    _journal_command(sub, 'list', _host_list,
-                     'Every compute host\'s state in the journal.')
+    journal_cli.add_format_option(_journal_command(
+        sub, 'list', _host_list,
+        'Every compute host\'s state in the journal.'))
     p = _journal_command(sub, 'enable', _host_enable,
                          'Return a recovered host to service: lift '
                          'forced_down, enable nova-compute, clear its '
                          'alarms. Do it once the host is repaired and its '
                          'nova-compute runs again.')
-    p.add_argument('host')
+    p.add_argument('host', metavar='HOST',
+                   help='compute host name as Nova reports it')
     p = _journal_command(sub, 'lift-guard', _host_lift_guard,
                          'Let the evacuator fence and recover HOST although '
                          'the mass-failure guard holds fencing back (many '
                          'hosts look failed at once). Check first that the '
                          'host really is down, not the evacuator cut off. '
                          'Holds until the host\'s recovery closes.')
-    p.add_argument('hosts', nargs='+', metavar='HOST')
+    p.add_argument('hosts', nargs='+', metavar='HOST',
+                   help='compute host(s) to let through')
     p.add_argument('--operator', required=True,
                    help='who lifts the guard (journalled)')
 
@@ -104,7 +112,7 @@ def _host_list(args):
         states = list_hosts(j)
     finally:
         j.close()
-    print(journal_cli.text_table(HOST_COLUMNS, states))
+    journal_cli.emit_list(args, HOST_COLUMNS, states, 'no hosts')
 
 
 def _host_enable(args):
@@ -122,7 +130,10 @@ def _host_enable(args):
     except nova_api.NovaConfigError as exc:
         print('nova-ha host enable: %s' % exc, file=sys.stderr)
         return 2
-    except (engine.HostBusy, LookupError) as exc:
+    except LookupError as exc:      # unknown host: a bad argument
+        print('nova-ha host enable: %s' % exc, file=sys.stderr)
+        return 2
+    except engine.HostBusy as exc:
         print('nova-ha host enable: %s' % exc, file=sys.stderr)
         return 3
     except Exception as exc:

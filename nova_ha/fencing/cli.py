@@ -86,8 +86,9 @@ def add_parser(subparsers):
     common(sp)
     sp.add_argument('--operator', required=True, metavar='NAME',
                     help='who checked (recorded)')
-    sp.add_argument('--reason', metavar='TEXT',
-                    help='how it was checked (recorded)')
+    sp.add_argument('--reason', metavar='TEXT', required=True,
+                    help='how it was checked, e.g. "PDU outlet 7 off, '
+                         'checked on site" (recorded)')
     sp.add_argument('--record-file', metavar='PATH',
                     help='record to this JSON-lines file instead of the '
                          'journal ([journal] connection)')
@@ -187,8 +188,21 @@ def cmd_check(args):
     hosts = inv.hosts()
     results = {}
     if not args.no_bmc and hosts:
-        with futures.ThreadPoolExecutor(min(16, len(hosts))) as pool:
-            results = dict(zip(hosts, pool.map(fencer.status, hosts)))
+        # One BMC at a time per address (a BMC serves few sessions; an
+        # Ironic or a chassis controller may front several hosts), the
+        # BMCs of different addresses in parallel.
+        by_bmc = {}
+        for host in hosts:
+            entry = inv.lookup(host)
+            by_bmc.setdefault((entry.driver, entry.address, entry.port),
+                              []).append(host)
+
+        def read(group):
+            return [(host, fencer.status(host)) for host in group]
+
+        with futures.ThreadPoolExecutor(min(16, len(by_bmc))) as pool:
+            for pairs in pool.map(read, by_bmc.values()):
+                results.update(pairs)
         fencer.close()
     rows = []
     for host in hosts:
@@ -288,10 +302,16 @@ def cmd_on(args):
     return _EXIT[st.outcome]
 
 
-def _journal_recorder(conf):
+def _journal_recorder(conf, host):
+    """Records into the journal, tied to the host's open recovery (so
+    that ``nova-ha recovery show`` lists the confirmation among its
+    fencing attempts)."""
     from nova_ha.fencing import fencer as fencer_mod
     from nova_ha.journal import api as journal_api
-    return fencer_mod.JournalRecorder(journal_api.Journal.from_conf(conf))
+    journal = journal_api.Journal.from_conf(conf)
+    rec = journal.get_open_recovery(host)
+    return fencer_mod.JournalRecorder(
+        journal, recovery_id=rec.id if rec is not None else None), rec
 
 
 def cmd_confirm(args):
@@ -310,8 +330,9 @@ def cmd_confirm(args):
             recorder = fencer_mod.FileRecorder(args.record_file)
             where = args.record_file
         else:
-            recorder = _journal_recorder(_conf())
-            where = 'the journal'
+            recorder, rec = _journal_recorder(_conf(), args.host)
+            where = 'the journal' if rec is None else \
+                'the journal, recovery %d' % rec.id
         result = fencer_mod.confirm(args.host, args.operator, recorder,
                                     inventory=inv, reason=args.reason)
     except Exception as exc:  # noqa: BLE001 -- unrecorded: does not count

@@ -74,14 +74,16 @@ def add_parser(subparsers):
     p.add_argument('--older-than-days', type=_positive_days, metavar='N',
                    help='retention in days (default: [journal] '
                         'retention_days)')
-    add_alarm_filters(command('alarms', _alarms,
-                              'List alarms, newest first.'))
-    add_recovery_filters(command('recoveries', _recoveries,
-                                 'List recoveries, newest first.'))
+    add_format_option(add_alarm_filters(command(
+        'alarms', _alarms, 'List alarms, newest first.')))
+    add_format_option(add_recovery_filters(command(
+        'recoveries', _recoveries, 'List recoveries, newest first.')))
     p = command('recovery', _recovery,
                 'Show one recovery: per-step timeline with times and the '
                 'outcome of each instance.')
-    p.add_argument('id', type=int, metavar='ID')
+    p.add_argument('id', type=int, metavar='ID', help='recovery id (see '
+                   '"nova-ha recovery list")')
+    add_format_option(p, SHOW_FORMATS)
 
 
 def add_connection_option(p, help='journal database URL (default: '
@@ -89,6 +91,56 @@ def add_connection_option(p, help='journal database URL (default: '
     """``--connection URL``: every command reading the journal has it."""
     p.add_argument('--connection', metavar='URL', help=help)
     return p
+
+
+#: ``-f``: ``text`` is nova-ha's plain table; the others are cliff's
+#: formatters, as ``openstack ha ...`` prints them (same column labels and
+#: values).
+LIST_FORMATS = ('text', 'table', 'json', 'yaml', 'csv', 'value')
+SHOW_FORMATS = ('text', 'json', 'yaml')
+_CLIFF_FORMATTERS = {
+    'table': ('cliff.formatters.table', 'TableFormatter'),
+    'json': ('cliff.formatters.json_format', 'JSONFormatter'),
+    'yaml': ('cliff.formatters.yaml_format', 'YAMLFormatter'),
+    'csv': ('cliff.formatters.commaseparated', 'CSVLister'),
+    'value': ('cliff.formatters.value', 'ValueFormatter'),
+}
+
+
+def add_format_option(p, formats=LIST_FORMATS):
+    """``-f/--format`` of a listing (or, with SHOW_FORMATS, of a show)."""
+    p.add_argument('-f', '--format', dest='format', choices=formats,
+                   default='text',
+                   help='output format: %(choices)s (default: text, a '
+                        'plain table; table: a boxed one)')
+    return p
+
+
+def _cliff_formatter(name):
+    """cliff's formatter ``name`` and its options at their defaults."""
+    import importlib
+    module, cls = _CLIFF_FORMATTERS[name]
+    formatter = getattr(importlib.import_module(module), cls)()
+    parser = argparse.ArgumentParser(add_help=False)
+    formatter.add_argument_group(parser)
+    return formatter, parser.parse_args([])
+
+
+def emit_list(args, columns, objs, empty='(none)'):
+    """Print ``objs`` in the format of ``args.format``."""
+    fmt = getattr(args, 'format', 'text') or 'text'
+    if fmt == 'text':
+        print(text_table(columns, objs) if objs else empty)
+        return
+    formatter, opts = _cliff_formatter(fmt)
+    formatter.emit_list(labels(columns), [data_row(columns, o)
+                                          for o in objs], sys.stdout, opts)
+
+
+def emit_record(args, record):
+    """Print one record (an ordered dict) as json or yaml."""
+    formatter, opts = _cliff_formatter(args.format)
+    formatter.emit_one(list(record), list(record.values()), sys.stdout, opts)
 
 
 def add_alarm_filters(p):
@@ -99,7 +151,7 @@ def add_alarm_filters(p):
                    help='include cleared alarms')
     p.add_argument('--cleared', dest='status', action='store_const',
                    const='cleared', help='only cleared alarms')
-    p.add_argument('--host')
+    p.add_argument('--host', help='only alarms of this compute host')
     p.add_argument('--type', dest='types', action='append',
                    choices=lazy.Choices(lambda: api.ALARM_TYPES),
                    metavar='TYPE',
@@ -109,20 +161,23 @@ def add_alarm_filters(p):
                    metavar='SEVERITY',
                    help='only alarms of this severity or worse: '
                         '%(choices)s (worst first)')
-    p.add_argument('--rack')
-    p.add_argument('--availability-zone')
-    p.add_argument('--limit', type=int, default=100)
+    p.add_argument('--rack', help='only alarms located in this rack')
+    p.add_argument('--availability-zone', metavar='AZ',
+                   help='only alarms located in this availability zone')
+    p.add_argument('--limit', type=int, default=100, metavar='N',
+                   help='at most N alarms (default: 100)')
     return p
 
 
 def add_recovery_filters(p):
     """Options of every recovery listing."""
-    p.add_argument('--host')
+    p.add_argument('--host', help='only recoveries of this compute host')
     p.add_argument('--state', dest='states', action='append',
                    choices=lazy.Choices(lambda: api.RECOVERY_STATES),
                    metavar='STATE',
                    help='recovery state (repeatable): %(choices)s')
-    p.add_argument('--limit', type=int, default=50)
+    p.add_argument('--limit', type=int, default=50, metavar='N',
+                   help='at most N recoveries (default: 50)')
     return p
 
 
@@ -241,8 +296,19 @@ def get_recovery(j, recovery_id):
     rec = j.get_recovery(recovery_id)
     if rec is None:
         raise CommandError('no recovery %d' % recovery_id, 1)
+    fencing = j.list_fencing_attempts(recovery_id=rec.id)
+    # An operator's confirmation recorded without the recovery's id (a
+    # file recorder, an older nova-ha) still belongs to it by host and time.
+    seen = {f.id for f in fencing}
+    for f in j.list_fencing_attempts(host=rec.host):
+        if f.id not in seen and f.recovery_id is None and \
+                f.started_at >= rec.detected_at and (
+                    rec.finished_at is None or
+                    f.started_at <= rec.finished_at):
+            fencing.append(f)
+    fencing.sort(key=lambda f: (f.started_at, f.id), reverse=True)
     return Recovery(rec, j.timeline(rec.id), j.list_recovery_items(rec.id),
-                    j.list_fencing_attempts(recovery_id=rec.id))
+                    fencing)
 
 
 @_safe
@@ -308,7 +374,7 @@ def _alarms(args):
         alarms = query_alarms(j, args)
     finally:
         j.close()
-    print(format_alarms(alarms))
+    emit_list(args, ALARM_COLUMNS, alarms, 'no alarms')
 
 
 @_safe
@@ -318,17 +384,20 @@ def _recoveries(args):
         recs = query_recoveries(j, args)
     finally:
         j.close()
-    print(format_recoveries(recs))
+    emit_list(args, RECOVERY_COLUMNS, recs, 'no recoveries')
 
 
 @_safe
 def _recovery(args):
     j = _journal(args)
     try:
-        text = format_recovery(*get_recovery(j, args.id))
+        got = get_recovery(j, args.id)
     finally:
         j.close()
-    print(text)
+    if (getattr(args, 'format', 'text') or 'text') == 'text':
+        print(format_recovery(*got))
+    else:
+        emit_record(args, recovery_record(*got))
 
 
 # --- rendering ---------------------------------------------------------------
@@ -343,7 +412,10 @@ def _s(seconds):
     return '-' if seconds is None else '%.3fs' % seconds
 
 
-def _table(headers, rows):
+def plain_table(headers, rows):
+    """nova-ha's one plain-text table (``-f text``, ``nova-ha report``):
+    left-aligned columns two spaces apart, ``-`` for nothing. Every other
+    format is cliff's (:func:`emit_list`)."""
     rows = [['-' if c is None else str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows])
               for i, h in enumerate(headers)]
@@ -392,7 +464,7 @@ def C(header, key, get=None, kind=''):
 
 def text_table(columns, objs):
     """nova-ha's plain table of `objs`."""
-    return _table([c.header for c in columns],
+    return plain_table([c.header for c in columns],
                   [[c.text(o) for c in columns] for o in objs])
 
 

@@ -342,12 +342,25 @@ def _guarded(func):
     return journal_cli.one_line_errors(error_of, 'nova-ha maintenance')(func)
 
 
+DESCRIPTION = """\
+Drain a compute host before maintenance: disable it, then move every
+instance off it (live migration where the instance's policy allows it, cold
+migration otherwise, no target host so every placement rule holds), never
+more than a server group's limit at once. Resumable: the drain is kept in
+the journal.
+
+exit codes: 0 done (drain started / host ready / completed), 1 the drain
+ended incomplete, a power step failed or --wait timed out, 2 bad arguments
+or configuration (unknown host, host already draining, nothing to abort)"""
+
+
 def _add_commands(parser):
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
+    host_help = 'compute host name as Nova reports it'
     p = sub.add_parser('start', help='disable HOST and move every instance '
                        'off it within each VNF\'s limits')
-    p.add_argument('host', metavar='HOST')
+    p.add_argument('host', metavar='HOST', help=host_help)
     p.add_argument('--reason', default=None, metavar='TEXT',
                    help='why (shown in the service\'s disabled reason)')
     p.add_argument('--power-off', action='store_true',
@@ -357,33 +370,37 @@ def _add_commands(parser):
                         'ends (exit 0 ready, 1 incomplete)')
     p.set_defaults(func=_guarded(cmd_start))
     p = sub.add_parser('status', help='drains and per-instance progress')
-    p.add_argument('host', metavar='HOST', nargs='?')
+    p.add_argument('host', metavar='HOST', nargs='?',
+                   help='this host\'s latest drain with every instance '
+                        '(default: every active drain)')
     p.set_defaults(func=_guarded(cmd_status))
     p = sub.add_parser('abort', help='start no new move; moves in flight '
                        'finish; the host stays disabled')
-    p.add_argument('host', metavar='HOST')
+    p.add_argument('host', metavar='HOST', help=host_help)
     p.add_argument('--no-wait', action='store_true',
                    help='return at once instead of waiting for the moves '
                         'in flight')
     p.set_defaults(func=_guarded(cmd_abort))
     p = sub.add_parser('complete', help='end maintenance: power on (if '
                        'nova-ha powered it off) and re-enable HOST')
-    p.add_argument('host', metavar='HOST')
+    p.add_argument('host', metavar='HOST', help=host_help)
     p.set_defaults(func=_guarded(cmd_complete))
     p = sub.add_parser('run', help='drive (resume) active drains: one '
                        'pass, or HOST until it ends, or --daemon forever '
                        '(also starts drains for services disabled with a '
                        'reason beginning "maintenance" when [maintenance] '
                        'drain_on_disable is set)')
-    p.add_argument('host', metavar='HOST', nargs='?')
-    p.add_argument('--daemon', action='store_true')
+    p.add_argument('host', metavar='HOST', nargs='?',
+                   help='follow this host\'s drain until it ends')
+    p.add_argument('--daemon', action='store_true',
+                   help='keep driving every active drain until stopped')
     p.set_defaults(func=_guarded(cmd_run))
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         'maintenance', help='drain a host before maintenance',
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_commands(parser)
     return parser

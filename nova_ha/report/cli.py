@@ -25,9 +25,8 @@ collect = lazy.Module('nova_ha.report.collect')
 render = lazy.Module('nova_ha.report.render')
 
 DESCRIPTION = """\
-HA metrics from the journal (seed 004 section 5.3: data collection to
-calculate the HA related metrics for VNFs): for each server group and each
-instance, the outages (an instance on a compute host that failed and was
+HA metrics from the journal (the metrics the OPNFV HA requirements ask a
+cloud to collect for its VNFs): for each server group and each instance, the outages (an instance on a compute host that failed and was
 recovered by nova-ha), their downtime and time to recover.
 
 Period: recoveries DETECTED in [--since, --until). TIME is ISO 8601

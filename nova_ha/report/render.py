@@ -32,15 +32,9 @@ def s(seconds):
 
 
 def table(headers, rows):
-    rows = [['-' if c is None else str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows])
-              for i, h in enumerate(headers)]
-    out = ['  '.join('%-*s' % (w, h) for w, h in zip(widths, headers))
-           .rstrip()]
-    for r in rows:
-        out.append('  '.join('%-*s' % (w, c) for w, c in zip(widths, r))
-                   .rstrip())
-    return '\n'.join(out)
+    """The command line's one plain table (nova_ha.journal.cli)."""
+    from nova_ha.journal import cli as journal_cli
+    return journal_cli.plain_table(headers, rows)
 
 
 def group_label(server_group, group_name):

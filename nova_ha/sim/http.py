@@ -79,11 +79,45 @@ def serve(app, port, bounded=False):
     return server
 
 
+#: Where the sim answers the identity version discovery (below).
+IDENTITY_PATH = '/identity/v3'
+
+
+def identity_version(environ, start_response):
+    """Keystone's v3 version document, nothing more.
+
+    The sim runs no Keystone: its token is admitted as admin (token_auth).
+    But OpenStackClient's ``flavor create`` builds an identity v3 client
+    before it sends anything (to look up ``--project``), and with the
+    ``admin_token`` plugin the SDK takes the one endpoint given (Nova's
+    /v2.1) for identity too and refuses it ("requires API version '3'").
+    ``OS_IDENTITY_ENDPOINT_OVERRIDE=<api>/identity/v3`` (STATE_DIR/openrc)
+    points it here; any identity call beyond discovery is refused (501).
+    """
+    path = environ.get('PATH_INFO', '').rstrip('/')
+    if path != IDENTITY_PATH:
+        return _json(start_response, '501 Not Implemented', {'error': {
+            'code': 501, 'message': 'the simulated cloud runs no Keystone '
+            '(only its version document): %s' % path}})
+    base = '%s://%s' % (environ.get('wsgi.url_scheme', 'http'),
+                        environ.get('HTTP_HOST', '127.0.0.1'))
+    return _json(start_response, '200 OK', {'version': {
+        'id': 'v3.14', 'status': 'stable',
+        'updated': '2020-04-07T00:00:00Z',
+        'links': [{'rel': 'self', 'href': base + IDENTITY_PATH + '/'}],
+        'media-types': [{'base': 'application/json',
+                         'type': 'application/vnd.openstack.identity-v3'
+                                 '+json'}]}})
+
+
 def token_auth(app, token, project_id):
-    """Admit requests bearing the sim's token, as an admin of project_id."""
+    """Admit requests bearing the sim's token, as an admin of project_id;
+    answer identity version discovery (:func:`identity_version`)."""
     expected = token.encode()
 
     def middleware(environ, start_response):
+        if environ.get('PATH_INFO', '').startswith('/identity'):
+            return identity_version(environ, start_response)
         given = environ.get('HTTP_X_AUTH_TOKEN', '').encode()
         if not hmac.compare_digest(given, expected):
             body = json.dumps({'error': {
