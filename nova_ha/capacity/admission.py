@@ -53,24 +53,12 @@ class Admission:
             evaluation = solver.evaluate(cloud, policies, **solver_opts)
         self.evaluation = evaluation
         self.protected = any(p.covers(candidate) for p in policies)
-        # 2. reserved room per host.
-        load = {}
-        for r in evaluation.results:
-            per = {}
-            for uuid, h in r.placed.items():
-                res = cloud.instances[uuid].res
-                acc = per.setdefault(h, [0, 0, 0])
-                acc[0] += res[0]
-                acc[1] += res[1]
-                acc[2] += res[2]
-            for h, acc in per.items():
-                cur = load.get(h)
-                if cur is None:
-                    load[h] = (acc, r.scenario.label)
-                else:
-                    load[h] = ([max(a, b) for a, b in zip(cur[0], acc)],
-                               cur[1] if cur[0][1] >= acc[1] else
-                               r.scenario.label)
+        # 2. reserved room per host (the same for every candidate: kept
+        # with the evaluation, reused while the plan is).
+        load = evaluation.__dict__.get('_reserved')
+        if load is None:
+            load = evaluation.__dict__['_reserved'] = reserved(cloud,
+                                                              evaluation)
         self.load = load
         # 3. the candidate's group per domain, per scenario.
         self.group_max = {}    # (level, domain) -> [(count, failed, label)]
@@ -177,6 +165,29 @@ class Admission:
             if ok:
                 return True
         return False
+
+
+def reserved(cloud, evaluation):
+    """{host: ([vcpu, ram, disk], scenario label)}: the most any
+    scenario's plan puts on each host, per resource."""
+    load = {}
+    for r in evaluation.results:
+        per = {}
+        for uuid, h in r.placed.items():
+            res = cloud.instances[uuid].res
+            acc = per.setdefault(h, [0, 0, 0])
+            acc[0] += res[0]
+            acc[1] += res[1]
+            acc[2] += res[2]
+        for h, acc in per.items():
+            cur = load.get(h)
+            if cur is None:
+                load[h] = (acc, r.scenario.label)
+            else:
+                load[h] = ([max(a, b) for a, b in zip(cur[0], acc)],
+                           cur[1] if cur[0][1] >= acc[1] else
+                           r.scenario.label)
+    return load
 
 
 def without(cloud, uuid):

@@ -81,30 +81,120 @@ class Result:
         return not self.stranded
 
 
+class _Base:
+    """What every scenario of one cloud starts from (made once per
+    cloud): free room of the enabled hosts, the server groups' members
+    per domain, the hosts sorted by room (a valid heap)."""
+
+    def __init__(self, cloud):
+        self.free = {h.name: tuple(h.free) for h in cloud.hosts.values()
+                     if h.enabled}
+        self.counts = {}
+        for inst in cloud.instances.values():
+            if not inst.group:
+                continue
+            for rule in inst.rules:
+                d = cloud.domain(inst.host, rule.level)
+                if d is None or d is topology.CONFLICT:
+                    continue
+                c = self.counts.setdefault((inst.group, rule.level), {})
+                c[d] = c.get(d, 0) + 1
+        self.heap = sorted((_room_key(f), h) for h, f in self.free.items())
+
+
+def _base(cloud):
+    base = cloud.__dict__.get('_solver_base')
+    if base is None:
+        base = cloud.__dict__['_solver_base'] = _Base(cloud)
+    return base
+
+
+class _Free:
+    """Free room of the surviving hosts of one scenario: the cloud's,
+    copied on write (a scenario touches few hosts)."""
+
+    def __init__(self, base, failed):
+        self.base = base
+        self.failed = failed
+        self.own = {}
+
+    def __getitem__(self, h):
+        f = self.own.get(h)
+        if f is None:
+            if h in self.failed:
+                raise KeyError(h)
+            f = self.base[h]
+        return f
+
+    def get(self, h, default=None):
+        try:
+            return self[h]
+        except KeyError:
+            return default
+
+    def __contains__(self, h):
+        return h in self.base and h not in self.failed
+
+    def __iter__(self):
+        failed = self.failed
+        return (h for h in self.base if h not in failed)
+
+    def items(self):
+        return ((h, self[h]) for h in self)
+
+    def writable(self, h):
+        f = self.own.get(h)
+        if f is None:
+            f = self.own[h] = list(self[h])
+        return f
+
+
+class _Counts:
+    """{(group, level): {domain: members}}, copied on write per key."""
+
+    def __init__(self, base):
+        self.base = base
+        self.own = {}
+
+    def get(self, key, default=None):
+        c = self.own.get(key)
+        if c is None:
+            c = self.base.get(key, default)
+        return c
+
+    def writable(self, key):
+        c = self.own.get(key)
+        if c is None:
+            c = self.own[key] = dict(self.base.get(key, {}))
+        return c
+
+    def keys(self):
+        return set(self.base) | set(self.own)
+
+
 class _State:
     """Free room and group counts while placing (one scenario)."""
 
     def __init__(self, cloud, failed):
         self.cloud = cloud
         self.failed = failed
-        self.free = {h.name: list(h.free) for h in cloud.hosts.values()
-                     if h.enabled and h.name not in failed}
-        self.counts = {}
-        for inst in cloud.instances.values():
-            if inst.host in failed or not inst.group:
-                continue
-            for rule in inst.rules:
-                self._add_count(inst, rule, inst.host, 1)
-
-    def group_rules(self, inst):
-        return inst.rules
+        base = _base(cloud)
+        self.base = base
+        self.free = _Free(base.free, failed)
+        self.counts = _Counts(base.counts)
+        # Members on failed hosts count nowhere: they are being moved.
+        on = cloud.on_host()
+        for h in failed:
+            for inst in on.get(h, ()):
+                if inst.group:
+                    for rule in inst.rules:
+                        self._add_count(inst, rule, h, -1)
 
     def _add_count(self, inst, rule, host, n):
         d = self.cloud.domain(host, rule.level)
         if d is None or d is topology.CONFLICT:
             return
-        key = (inst.group, rule.level)
-        c = self.counts.setdefault(key, {})
+        c = self.counts.writable((inst.group, rule.level))
         c[d] = c.get(d, 0) + n
 
     def rule_ok(self, inst, host):
@@ -124,7 +214,7 @@ class _State:
         return f[0] >= r[0] and f[1] >= r[1] and f[2] >= r[2]
 
     def place(self, inst, host, sign=1):
-        f = self.free[host]
+        f = self.free.writable(host)
         r = inst.res
         f[0] -= sign * r[0]
         f[1] -= sign * r[1]
@@ -156,14 +246,15 @@ def to_place(cloud, scenario):
 def greedy(cloud, failed, instances):
     """(placed {uuid: host}, unplaced [inst], state) -- worst fit."""
     state = _State(cloud, failed)
-    heap = [(_room_key(f), h) for h, f in state.free.items()]
-    heapq.heapify(heap)
+    heap = list(state.base.heap)        # sorted: already a heap
     placed, unplaced = {}, []
     for inst in instances:
         aside = []
         chosen = None
         while heap:
             key, h = heapq.heappop(heap)
+            if h in failed:
+                continue
             f = state.free[h]
             if key != _room_key(f):
                 continue          # stale: a fresh entry was pushed
