@@ -138,6 +138,8 @@ class Evacuator:
         self._domains = None           # {level: {domain: [hosts]}}
         self._domains_of = None        # the hosts _domains was made of
         self._windows = {}             # host -> confirmation window
+        # Issue 17: nova_ha.evacuator.instance_ha.InstanceHA, or None.
+        self.instance_ha = None
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -158,6 +160,8 @@ class Evacuator:
         return self
 
     def stop(self):
+        if self.instance_ha is not None:     # issue 17
+            self.instance_ha.stop()
         self._refresh_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._api_pool.shutdown(wait=True, cancel_futures=True)
@@ -412,6 +416,8 @@ class Evacuator:
         self._poll_evacuations(recs, now)
         self.advance(*recs)
         self.watch_recovered(states, now)
+        if self.instance_ha is not None:     # issue 17: instance failures
+            self.instance_ha.reconcile(now, seen)
 
     def _note_unknown(self):
         """Hosts that send valid heartbeats but have no nova-compute
