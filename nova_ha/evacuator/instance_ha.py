@@ -12,9 +12,9 @@ fifty instances failing at once never delay the host path:
    the reporting host (a host speaks only for its own instances).
 2. **On purpose?** Nothing is done when Nova or a user stopped it:
    ``vm_state`` not ``active``, a ``task_state`` set (Nova is working on
-   it), or an instance action (stop, reboot, migrate, ...) in Nova's action
-   log started ``action_grace`` seconds before the failure or later (except
-   this evacuator's own). A guest that shut itself down is reported and
+   it), or a disruptive instance action (stop, reboot, migrate, ...: see
+   DISRUPTIVE_ACTIONS) in Nova's action log started ``action_grace``
+   seconds before the failure or later (except this evacuator's own). A guest that shut itself down is reported and
    journalled, and recovered only with ``restart_guest_shutdown``.
 3. **Policy**: the flavor's extra spec ``ha:instance_recovery``, else the
    image property of that name, else ``[instance_ha] default_recovery``:
@@ -68,6 +68,15 @@ RESTART = 'restart'
 REBUILD = 'rebuild-elsewhere'
 NONE = 'none'
 POLICIES = (RESTART, REBUILD, NONE)
+# Instance actions (Nova's action log) that stop, pause or move an instance
+# on purpose. Others (create, start, attach_volume, ...) do not explain a
+# failure.
+DISRUPTIVE_ACTIONS = frozenset((
+    'stop', 'reboot', 'migrate', 'resize', 'confirmResize', 'revertResize',
+    'live-migration', 'live_migration', 'evacuate', 'shelve',
+    'shelveOffload', 'suspend', 'pause', 'rescue', 'unrescue', 'delete',
+    'forceDelete', 'rebuild', 'restore', 'softDelete', 'trigger_crash_dump',
+    'createImage', 'createBackup', 'extend_volume', 'swap_volume'))
 FOLLOW_INTERVAL = 0.25     # seconds between two checks of a recovery
 PRUNE_AFTER = 600.0        # forget a finished outage this long after
 
@@ -288,7 +297,8 @@ class InstanceHA:
         ours = set(self._our_requests)
         for action in self.nova.instance_action.list(o.uuid):
             start = _parse(getattr(action, 'start_time', None))
-            if start is None or start < cutoff:
+            if start is None or start < cutoff or \
+                    action.action not in DISRUPTIVE_ACTIONS:
                 continue
             if getattr(action, 'request_id', None) in ours:
                 continue

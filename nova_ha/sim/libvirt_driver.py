@@ -1,7 +1,8 @@
 """A nova fake-virt driver that also runs a real libvirt domain per server.
 
-``compute_driver = nova_ha.sim.libvirt_driver.LibvirtBackedFakeDriver``
-(with :func:`attach` telling which compute hosts have a libvirtd): Nova
+``compute_driver = nova_ha_libvirt.LibvirtBackedFakeDriver`` (nova loads
+drivers from ``nova.virt`` only; importing this module makes it
+``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute hosts have a libvirtd): Nova
 keeps its fake accounting (MediumFakeDriver), and for every server on an
 attached host the driver defines and starts a tiny diskless TCG domain
 whose UUID is the instance's UUID -- what Nova's libvirt driver would do,
@@ -16,6 +17,7 @@ to its own libvirtd (one host's domains are its own, as on real hosts).
 """
 
 import logging
+import sys
 import threading
 
 from nova.virt import fake
@@ -23,6 +25,10 @@ from nova.virt import fake
 from nova_ha.sim import libvirtd as lv
 
 LOG = logging.getLogger(__name__)
+
+#: ``[DEFAULT] compute_driver`` value of this driver.
+DRIVER = 'nova_ha_libvirt.LibvirtBackedFakeDriver'
+sys.modules.setdefault('nova.virt.nova_ha_libvirt', sys.modules[__name__])
 
 _URIS = {}          # compute host -> libvirt URI
 _MEMORY = {}        # compute host -> MiB per domain
@@ -76,19 +82,36 @@ class LibvirtBackedFakeDriver(fake.MediumFakeDriver):
         return conn.defineXML(lv.domain_xml(
             uuid, memory_mib=_MEMORY.get(self._host, 32), host=self._host))
 
+    def _retry(self, fn, *args):
+        """Once more on a fresh connection if this one broke."""
+        import libvirt
+        try:
+            return fn(*args)
+        except libvirt.libvirtError as exc:
+            with self._conn_lock:
+                conn, self._conn = self._conn, None
+            if conn is not None and conn.isAlive():
+                raise
+            LOG.warning('libvirt connection lost (%s); reconnecting', exc)
+            return fn(*args)
+
     def _start(self, uuid):
-        dom = self._domain(uuid, define=True)
-        if dom is not None and not dom.isActive():
-            dom.create()
+        def start():
+            dom = self._domain(uuid, define=True)
+            if dom is not None and not dom.isActive():
+                dom.create()
+        self._retry(start)
 
     def _stop(self, uuid, undefine=False):
-        dom = self._domain(uuid)
-        if dom is None:
-            return
-        if dom.isActive():
-            dom.destroy()
-        if undefine:
-            dom.undefine()
+        def stop():
+            dom = self._domain(uuid)
+            if dom is None:
+                return
+            if dom.isActive():
+                dom.destroy()
+            if undefine:
+                dom.undefine()
+        self._retry(stop)
 
     # -- nova's driver API ------------------------------------------------------
     def spawn(self, context, instance, image_meta, injected_files,

@@ -94,7 +94,10 @@ class LibvirtdProcess:
 
     def __init__(self, base_dir=None, start_timeout=30.0):
         self._own_dir = base_dir is None
-        self.dir = base_dir or tempfile.mkdtemp(prefix='nova-ha-libvirtd-')
+        # Short and directly under /tmp: unix socket paths have a 108-byte
+        # limit, and the unprivileged daemon must reach the directory (a
+        # test runner's nested TMPDIR is often mode 0700).
+        self.dir = base_dir or tempfile.mkdtemp(prefix='nhlv-', dir='/tmp')
         self.start_timeout = start_timeout
         self.proc = None
         for sub in ('home', 'run', 'config', 'cache', 'data'):
