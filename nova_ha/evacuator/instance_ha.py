@@ -415,16 +415,17 @@ class InstanceHA:
             return self._finish(o, 'failed', why)
 
     def _finish(self, o, state, why):
-        o.state = state
-        o.why = why
-        o.finished_at = self.clock()
         if state == 'recovered':
-            self.journal.clear_alarms(key=o.key, by='nova-ha instance-ha',
-                                      epoch=self.ev.epoch)
+            at = time.time()
             for rec in reversed(self.history):
                 if rec['uuid'] == o.uuid and rec['since'] == o.since:
-                    rec['recovered'] = time.time()
+                    rec['recovered'] = at
                     break
+            self.journal.clear_alarms(key=o.key, by='nova-ha instance-ha',
+                                      epoch=self.ev.epoch)
+        o.why = why
+        o.finished_at = self.clock()
+        o.state = state
         LOG.warning('instance %s on %s: %s (%s)', o.uuid, o.host, state,
                     why)
 

@@ -109,12 +109,26 @@ class InstanceHATestBase(base.NovaHATestCase):
         self.ev.stop()
 
     # -- helpers -------------------------------------------------------------
-    def boot(self, name, flavor_id=None):
+    def boot(self, name, flavor_id=None, timeout=120):
+        """Boot on host1 and wait (generously: starting a TCG domain on a
+        loaded 2-core box can take seconds) for ACTIVE and its qemu."""
+        server = self.post(name, flavor_id)
+        return self.wait_booted(server, timeout)
+
+    def post(self, name, flavor_id=None):
         kw = {'flavor_id': flavor_id} if flavor_id else {}
-        server = self._create_server(name=name, networks='none', **kw)
-        assert self.host_of(server) == 'host1'
-        wait_for(lambda: self.lv.qemu_pid(server['id']), 30,
-                 'qemu of %s' % name)
+        return self.api.post_server({'server': self._build_server(
+            name=name, networks='none', **kw)})
+
+    def wait_booted(self, server, timeout=120):
+        def active():
+            s = self.admin_api.get_server(server['id'])
+            assert s['status'] != 'ERROR', s.get('fault')
+            return s if s['status'] == 'ACTIVE' else None
+        server = wait_for(active, timeout, 'ACTIVE %s' % server['id'], 0.2)
+        assert server['OS-EXT-SRV-ATTR:host'] == 'host1'
+        wait_for(lambda: self.lv.qemu_pid(server['id']), timeout,
+                 'qemu of %s' % server['name'])
         return server
 
     def outage(self, uuid, since=None):
