@@ -43,6 +43,10 @@ class BenchStack(fx.InstanceHATestBase):
     OVERRIDES = {('instance_ha', 'restart_max'): 100000,
                  ('instance_ha', 'workers'): 16}
 
+    def _setup_services(self):
+        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        super()._setup_services()
+
     def runTest(self):
         pass
 
