@@ -25,6 +25,7 @@ when a crash was lost or not recovered.
 """
 
 import argparse
+import concurrent.futures
 import os
 import sys
 import time
@@ -45,6 +46,8 @@ class BenchStack(fx.InstanceHATestBase):
 
     def _setup_services(self):
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        # 50 one-vCPU servers on host1 (10 fake vCPUs).
+        self.flags(initial_cpu_allocation_ratio=16.0)
         super()._setup_services()
 
     def runTest(self):
@@ -64,7 +67,10 @@ def pct(values, p):
 def boot_many(stack, count):
     flavor = stack.admin_api.post_flavor({'flavor': {
         'name': 'bench.nano', 'ram': 64, 'vcpus': 1, 'disk': 0}})
-    servers = [stack.post('b%02d' % i, flavor['id']) for i in range(count)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        servers = list(pool.map(lambda i: stack.post('b%02d' % i,
+                                                     flavor['id']),
+                                range(count)))
     for s in servers:
         stack.wait_booted(s, 600)
     return [s['id'] for s in servers]

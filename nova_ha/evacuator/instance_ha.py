@@ -78,6 +78,7 @@ DISRUPTIVE_ACTIONS = frozenset((
     'forceDelete', 'rebuild', 'restore', 'softDelete', 'trigger_crash_dump',
     'createImage', 'createBackup', 'extend_volume', 'swap_volume'))
 FOLLOW_INTERVAL = 0.25     # seconds between two checks of a recovery
+RETRY_AFTER = 2.0          # seconds before a failed Nova call is retried
 PRUNE_AFTER = 600.0        # forget a finished outage this long after
 
 
@@ -177,7 +178,11 @@ class InstanceHA:
             self._outages[key] = o
             self._submit(uuid, self._handle, o)
         for key, o in list(self._outages.items()):
-            if o.state in ('restarting', 'moving'):
+            if o.state == 'retry':
+                if now >= o.next_poll and o.uuid not in self._inflight:
+                    o.state = 'checking'
+                    self._submit(o.uuid, self._handle, o)
+            elif o.state in ('restarting', 'moving'):
                 if now >= o.next_poll and o.uuid not in self._inflight:
                     o.next_poll = now + FOLLOW_INTERVAL
                     self._submit(o.uuid, self._follow, o,
@@ -193,14 +198,13 @@ class InstanceHA:
         def run():
             try:
                 fn(*args)
-            except Exception:   # noqa: BLE001 -- retried next pass
-                LOG.exception('instance HA: %s of %s failed', fn.__name__,
-                              uuid)
+            except Exception:   # noqa: BLE001 -- retried later
+                LOG.exception('instance HA: %s of %s failed; retrying in '
+                              '%.0f s', fn.__name__, uuid, RETRY_AFTER)
                 o = args[0]
+                o.next_poll = self.clock() + RETRY_AFTER
                 if fn == self._handle and o.state == 'checking':
-                    # Let the next pass try the whole check again.
-                    with self._lock:
-                        self._outages.pop(o.key, None)
+                    o.state = 'retry'    # the whole check again, later
         self._inflight[uuid] = self._pool.submit(run)
 
     def outages(self):

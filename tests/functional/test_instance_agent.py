@@ -79,3 +79,51 @@ def test_monitor_without_libvirt_python_exits_2(tmp_path, capsys,
     assert rc == 2
     assert '[instance_ha] monitor = true' in err
     assert 'libvirt-python' in err
+
+
+@pytest.mark.skipif(WHY is not None, reason=WHY or '')
+def test_simultaneous_crashes_none_lost():
+    """Repeated: N domains killed at once, every crash reaches the
+    receiver (NOVA_HA_SOAK_RUNS rounds, default 2; the benchmark runs 50
+    at once)."""
+    import os
+    import libvirt
+    from nova_ha.heartbeat import agent as hb_agent
+    from nova_ha.heartbeat import instances
+    runs = int(os.environ.get('NOVA_HA_SOAK_RUNS', '2'))
+    n = 8
+    ring = protocol.Keyring(base.KEY)
+    recv = hb_receiver.HeartbeatReceiver(
+        {'management': [('127.0.0.1', 0)]}, ring).start()
+    lv = libvirtd.LibvirtdProcess().start()
+    agent = hb_agent.Agent('h1', dict(recv.addresses), ring, interval=0.2)
+    mon = instances.InstanceMonitor(lv.uri, on_reports=agent.send_instances,
+                                    read_only=False)
+    agent.instance_failures = mon.failures
+    mon.start()
+    lost = 0
+    try:
+        assert mon.wait_connected(20)
+        conn = libvirt.open(lv.uri)
+        doms = []
+        for _ in range(n):
+            u = str(uuid_mod.uuid4())
+            doms.append((u, conn.defineXML(libvirtd.domain_xml(u))))
+        for r in range(runs):
+            for u, d in doms:
+                d.create()
+            base.until(lambda: all(lv.qemu_pid(u) for u, _ in doms), 120)
+            base.until(lambda: not recv.instances.failures(), 30)
+            for u, _ in doms:
+                lv.crash(u)
+            try:
+                base.until(lambda: len(recv.instances.failures()) == n, 30)
+            except AssertionError:
+                lost += n - len(recv.instances.failures())
+        conn.close()
+    finally:
+        mon.stop()
+        agent.close()
+        lv.close()
+        recv.stop()
+    assert lost == 0, '%d of %d crashes lost' % (lost, n * runs)

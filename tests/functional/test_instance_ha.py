@@ -260,6 +260,22 @@ class TestPolicies(InstanceHATestBase):
         assert self.journal.get_active_drain('host1') is None
 
 
+    def test_one_failure_with_a_watchdog_restart_is_suspect(self):
+        # host1's agent reports a watched process being restarted by its
+        # watchdog; one instance failure on top makes the host suspect.
+        self.agent.process_states = lambda: {
+            'nova-compute': 'running', 'ovs-vswitchd': 'restarting'}
+        server = self.boot('w1')
+        wait_for(lambda: self.recv.host_view('host1').processes.get(
+            'ovs-vswitchd') == 'restarting', 10, 'process state')
+        self.lv.crash(server['id'])
+        alarm = wait_for(lambda: self.alarms(types=['HOST_SUSPECT']), 30,
+                         'HOST_SUSPECT')[0]
+        assert alarm.host == 'host1'
+        assert 'ovs-vswitchd not running' in alarm.message, alarm.message
+        assert '1 instance failure' in alarm.message
+
+
 class TestSuspectDrain(InstanceHATestBase):
     OVERRIDES = {('instance_ha', 'suspect_failures'): 2,
                  ('instance_ha', 'suspect_action'): 'drain'}
