@@ -14,8 +14,9 @@ fifty instances failing at once never delay the host path:
    ``vm_state`` not ``active``, a ``task_state`` set (Nova is working on
    it), or a disruptive instance action (stop, reboot, migrate, ...: see
    DISRUPTIVE_ACTIONS) in Nova's action log started ``action_grace``
-   seconds before the failure or later (except this evacuator's own). A guest that shut itself down is reported and
-   journalled, and recovered only with ``restart_guest_shutdown``.
+   seconds before the failure or later (except this evacuator's own). A
+   guest that shut itself down is reported and journalled, and recovered
+   only with ``restart_guest_shutdown``.
 3. **Policy**: the flavor's extra spec ``ha:instance_recovery``, else the
    image property of that name, else ``[instance_ha] default_recovery``:
 
@@ -161,7 +162,7 @@ class InstanceHA:
     def stop(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    # -- the pass --------------------------------------------------------------
+    # -- the pass -------------------------------------------------------------
     def reconcile(self, now=None, seen=None):
         """Start handling new outages, follow recoveries, correlate."""
         now = self.clock() if now is None else now
@@ -211,7 +212,7 @@ class InstanceHA:
         """[Outage] known to this evacuator (tests, benchmark)."""
         return list(self._outages.values())
 
-    # -- one outage --------------------------------------------------------------
+    # -- one outage -----------------------------------------------------------
     def _ignore(self, o, why, level=logging.INFO):
         o.state = 'ignored'
         o.why = why
@@ -389,7 +390,7 @@ class InstanceHA:
                 'reason': o.reason, 'time': alarm[0].created_at.isoformat()})
         return alarm
 
-    # -- following a recovery ---------------------------------------------------
+    # -- following a recovery -------------------------------------------------
     def _follow(self, o, failure):
         server = self._server(o.uuid)
         now = self.clock()
@@ -433,7 +434,7 @@ class InstanceHA:
         LOG.warning('instance %s on %s: %s (%s)', o.uuid, o.host, state,
                     why)
 
-    # -- correlation -------------------------------------------------------------
+    # -- correlation ----------------------------------------------------------
     def _correlate(self, now, seen):
         horizon = time.time() - self.opts.suspect_window
         with self._lock:

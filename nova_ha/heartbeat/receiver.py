@@ -90,7 +90,8 @@ UNKNOWN = 'UNKNOWN'
 
 Event = collections.namedtuple('Event', 'kind host plane at detail')
 Event.__doc__ = ('A receiver state change. kind: alive | silent | '
-                 'processes | restart | instance; at: time.monotonic(); plane: None '
+                 'processes | restart | instance; at: time.monotonic(); '
+                 'plane: None '
                  'for processes; detail: dict of processes, or epochs.')
 
 PlaneView = collections.namedtuple(

@@ -2,8 +2,8 @@
 
 ``compute_driver = nova_ha_libvirt.LibvirtBackedFakeDriver`` (nova loads
 drivers from ``nova.virt`` only; importing this module makes it
-``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute hosts have a libvirtd): Nova
-keeps its fake accounting (MediumFakeDriver), and for every server on an
+``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute
+hosts have a libvirtd: Nova keeps its fake accounting (MediumFakeDriver), and for every server on an
 attached host the driver defines and starts a tiny diskless TCG domain
 whose UUID is the instance's UUID -- what Nova's libvirt driver would do,
 minus disks and networks. A hard reboot destroys and starts the domain
@@ -57,7 +57,7 @@ class LibvirtBackedFakeDriver(fake.MediumFakeDriver):
         self._conn = None
         self._conn_lock = threading.Lock()
 
-    # -- libvirt ---------------------------------------------------------------
+    # -- libvirt --------------------------------------------------------------
     def _libvirt(self):
         uri = _URIS.get(self._host)
         if uri is None:
@@ -113,7 +113,7 @@ class LibvirtBackedFakeDriver(fake.MediumFakeDriver):
                 dom.undefine()
         self._retry(stop)
 
-    # -- nova's driver API ------------------------------------------------------
+    # -- nova's driver API ----------------------------------------------------
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
