@@ -3,8 +3,8 @@
 ``compute_driver = nova_ha_libvirt.LibvirtBackedFakeDriver`` (nova loads
 drivers from ``nova.virt`` only; importing this module makes it
 ``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute
-hosts have a libvirtd: Nova keeps its fake accounting (MediumFakeDriver), and for every server on an
-attached host the driver defines and starts a tiny diskless TCG domain
+hosts have a libvirtd: Nova keeps its fake accounting (MediumFakeDriver),
+and for every server on an attached host the driver defines and starts a tiny diskless TCG domain
 whose UUID is the instance's UUID -- what Nova's libvirt driver would do,
 minus disks and networks. A hard reboot destroys and starts the domain
 again, power off/on stop and start it, delete and a move away undefine it.
