@@ -2,15 +2,15 @@
 
 ``compute_driver = nova_ha_libvirt.LibvirtBackedFakeDriver`` (nova loads
 drivers from ``nova.virt`` only; importing this module makes it
-``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute
-hosts have a libvirtd: Nova keeps its fake accounting (MediumFakeDriver),
-and for every server on an attached host the driver defines and starts a
-tiny diskless TCG domain whose UUID is the instance's UUID -- what Nova's libvirt driver would do,
-minus disks and networks. A hard reboot destroys and starts the domain
-again, power off/on stop and start it, delete and a move away undefine it.
-So a ``kill -9`` of the domain's qemu is a real instance crash that the
-agent's libvirt monitor sees, and the evacuator's hard reboot through the
-Nova API really brings the domain back.
+``nova.virt.nova_ha_libvirt``), with :func:`attach` telling which compute hosts
+have a libvirtd: Nova keeps its fake accounting (MediumFakeDriver), and for
+every server on an attached host the driver defines and starts a tiny diskless
+TCG domain whose UUID is the instance's UUID -- what Nova's libvirt driver
+would do, minus disks and networks. A hard reboot destroys and starts the
+domain again, power off/on stop and start it, delete and a move away undefine
+it. So a ``kill -9`` of the domain's qemu is a real instance crash that the
+agent's libvirt monitor sees, and the evacuator's hard reboot through the Nova
+API really brings the domain back.
 
 Hosts not attached behave exactly like MediumFakeDriver. Attach each host
 to its own libvirtd (one host's domains are its own, as on real hosts).
