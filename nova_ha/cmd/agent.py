@@ -18,6 +18,7 @@ from oslo_log import log as logging
 
 from nova_ha.conf import heartbeat as hb_conf
 from nova_ha.conf import validate as validate_conf
+from nova_ha.conf import instance_ha as iha_conf
 
 LOG = logging.getLogger(__name__)
 PROG = 'nova-ha-agent'
@@ -36,6 +37,7 @@ CLI_OPTS = [
 def _register(conf):
     try:
         hb_conf.register_opts(conf)
+        iha_conf.register_opts(conf)
         conf.register_cli_opts(CLI_OPTS)
     except cfg.DuplicateOptError:  # pragma: no cover
         pass
@@ -129,6 +131,22 @@ def main(argv=None, conf=None):
         got.append(signum)
         stop.set()
 
+    monitor = None
+    if conf.instance_ha.monitor:
+        # Issue 17: libvirt lifecycle events -> instance reports.
+        from nova_ha.heartbeat import instances
+        monitor = instances.InstanceMonitor(
+            conf.instance_ha.libvirt_uri, on_reports=agent.send_instances,
+            queue_max=conf.instance_ha.event_queue_max)
+        try:
+            monitor.start()
+        except instances.LibvirtUnavailable as exc:
+            print('%s: [instance_ha] monitor = true: %s' % (PROG, exc),
+                  file=sys.stderr)
+            LOG.error('[instance_ha] monitor = true: %s', exc)
+            agent.close()
+            return 2
+        agent.instance_failures = monitor.failures
     old = {s: signal.signal(s, on_signal)
            for s in (signal.SIGTERM, signal.SIGINT)}
     LOG.info('%s: host %s, epoch %d, every %d ms on %s; watching %s',
@@ -144,6 +162,8 @@ def main(argv=None, conf=None):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if monitor is not None:
+            monitor.stop()
         agent.close()
         wd.close()
     LOG.info('%s: stopped (signal %s) after %d heartbeats', PROG,

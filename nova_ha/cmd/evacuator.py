@@ -76,6 +76,9 @@ def build(conf):
                           notifier=notifications.Notifier(conf),
                           leader=elector)
     ev.metrics = metrics_mod.Metrics(ev)
+    if conf.instance_ha.enabled:     # issue 17 (doc/instance-ha.md)
+        from nova_ha.evacuator import instance_ha
+        ev.instance_ha = instance_ha.InstanceHA(ev)
     holder['ev'] = ev
     return ev
 

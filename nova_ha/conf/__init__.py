@@ -20,6 +20,7 @@ _MODULES = (
     'nova_ha.conf.fencing',
     'nova_ha.conf.guard',
     'nova_ha.conf.heartbeat',
+    'nova_ha.conf.instance_ha',
     'nova_ha.conf.journal',
     'nova_ha.conf.maintenance',
     'nova_ha.conf.metrics',

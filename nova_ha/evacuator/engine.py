@@ -158,6 +158,8 @@ class Evacuator:
         self._guard_alarm = None       # True/False: the cloud alarm is up
         self._opened = {}              # recovery id -> monotonic open time
         self.evacuations = evacuation.Evacuations(self)
+        # Issue 17: nova_ha.evacuator.instance_ha.InstanceHA, or None.
+        self.instance_ha = None
 
     # -- set-up ------------------------------------------------------------
     def check_config(self):
@@ -183,6 +185,8 @@ class Evacuator:
 
     def stop(self):
         self.stall.stop()
+        if self.instance_ha is not None:     # issue 17
+            self.instance_ha.stop()
         self._refresh_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._api_pool.shutdown(wait=True, cancel_futures=True)
@@ -468,6 +472,8 @@ class Evacuator:
         self.advance(*due)
         self.evacuations.audit(states, now)
         self.watch_recovered(states, now)
+        if self.instance_ha is not None:     # issue 17: instance failures
+            self.instance_ha.reconcile(now, seen)
         self._clear_guard_alarm(recs)
         if not recs and self._steady.get('self_check_alarm', True):
             # No fence waits on a self-check any more (the recoveries it

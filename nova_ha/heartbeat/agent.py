@@ -33,6 +33,7 @@ A single real agent runs with ``Agent.run(stop_event)`` (``nova-ha-agent``).
 """
 
 import heapq
+import itertools
 import logging
 import os
 import socket
@@ -118,6 +119,11 @@ class Agent:
         self.sent = 0
         self.send_errors = 0
         self._last_err_log = None
+        # Issue 17: instance failures (nova_ha.heartbeat.instances). A
+        # callable returning the current [InstanceReport]s, repeated with
+        # every beat while not empty; send_instances() sends at once.
+        self.instance_failures = None
+        self._iseq = itertools.count(1)
 
     def __repr__(self):
         return '<Agent host=%s planes=%s>' % (self.host,
@@ -128,6 +134,7 @@ class Agent:
         self.epoch = max(self.epoch + 1,
                          new_epoch(self._state_file, self._wall))
         self.seq = 0
+        self._iseq = itertools.count(1)
 
     def _socket_for(self, addr):
         if self._sock is not None and self._sock.family == (
@@ -174,6 +181,41 @@ class Agent:
                     self.send_errors += 1
                     self._log_error(plane, addr, exc)
         self.sent += sent
+        if self.instance_failures is not None:
+            try:
+                failures = self.instance_failures()
+            except Exception:
+                LOG.exception('heartbeat host %s: instance failures '
+                              'unavailable', self.host)
+                failures = None
+            if failures:
+                self.send_instances(failures, full=True, sent_time=now)
+        return sent
+
+    def send_instances(self, reports, full=False, sent_time=None):
+        """Send instance reports (nova_ha.heartbeat.instances) at once on
+        every enabled plane, MAX_REPORTS per datagram; thread-safe with
+        beat(). Returns datagrams sent."""
+        reports = list(reports)
+        now = self._wall() if sent_time is None else sent_time
+        epoch = self.epoch
+        sent = 0
+        step = protocol.MAX_REPORTS
+        for i in range(0, len(reports), step):
+            seq = next(self._iseq)
+            for plane, addrs in self.targets.items():
+                if not self.plane_enabled(plane):
+                    continue
+                pkt = protocol.encode_instances(
+                    self._keyring, self.host, plane, epoch, seq, now,
+                    reports[i:i + step], full=full)
+                for addr in addrs:
+                    try:
+                        self._socket_for(addr).sendto(pkt, addr)
+                        sent += 1
+                    except OSError as exc:
+                        self.send_errors += 1
+                        self._log_error(plane, addr, exc)
         return sent
 
     def _log_error(self, plane, addr, exc):

@@ -31,6 +31,7 @@ state; :func:`check_fresh` is the time-window half, usable on its own.
 
 import hmac
 import struct
+import uuid as uuid_mod
 
 try:  # the C one-shot HMAC that hmac.digest() wraps (half the cost)
     from _hashlib import hmac_digest as _hmac_sha256
@@ -361,3 +362,186 @@ def check_fresh(hb, now, max_clock_skew):
         raise PacketRejected('future', 'host %s, %.3f s ahead'
                              % (hb.host, -age))
 
+
+
+# -- instance reports (issue 17) ---------------------------------------------
+#
+# A second datagram type, sent by the same agent with the same key: the
+# domains of this host that crashed, stopped unexpectedly or paused on an
+# error (and the ones running again). A heartbeat is unchanged (version 1,
+# byte for byte), so an evacuator that does not know this type keeps
+# working: it drops these datagrams as 'bad_magic'. Layout (network byte
+# order)::
+#
+#     offset size field
+#     0      2    magic        b'HI'
+#     2      1    version      1
+#     3      1    flags        bit 0 FULL: the packet repeats the host's
+#                              current failures (sent with every heartbeat
+#                              while there are any); 0: new events
+#     4      8    epoch        u64, the agent's epoch (as its heartbeats)
+#     12     8    seq          u64, per-epoch counter of instance packets
+#     20     8    sent_us      u64, agent wall clock
+#     28     1    host_len     1..255
+#     29     1    plane_len    1..32
+#     30     1    n_reports    1..MAX_REPORTS
+#     31     ..   host, plane  UTF-8
+#     ..     ..   n_reports x  uuid 16 bytes, kind u8, reason u8,
+#                              since_us u64 (agent clock: when the domain
+#                              entered this state)
+#     end-32 32   mac          HMAC-SHA256(key, every byte before it)
+#
+# Same checks as a heartbeat: MAC before any variable field, then the time
+# window, the plane and, per (host, plane), a strictly newer (epoch, seq).
+
+INSTANCE_MAGIC = b'HI'
+INSTANCE_VERSION = 1
+FLAG_FULL = 0x01
+MAX_REPORTS = 32
+_REPORT = struct.Struct('!16sBBQ')
+INSTANCE_MIN_LEN = HEADER_LEN + 2 + _REPORT.size + MAC_LEN
+INSTANCE_MAX_LEN = (HEADER_LEN + MAX_HOST_LEN + MAX_PLANE_LEN +
+                    MAX_REPORTS * _REPORT.size + MAC_LEN)
+
+# What happened to a domain. RUNNING clears an earlier failure.
+INSTANCE_RUNNING = 'running'
+INSTANCE_CRASHED = 'crashed'            # qemu died, guest panic
+INSTANCE_STOPPED = 'stopped'            # shut down / destroyed
+INSTANCE_PAUSED_ERROR = 'paused_error'  # paused on I/O error, watchdog...
+INSTANCE_GONE = 'gone'                  # undefined (deleted)
+INSTANCE_KINDS = (INSTANCE_RUNNING, INSTANCE_CRASHED, INSTANCE_STOPPED,
+                  INSTANCE_PAUSED_ERROR, INSTANCE_GONE)
+INSTANCE_FAILURES = (INSTANCE_CRASHED, INSTANCE_STOPPED,
+                     INSTANCE_PAUSED_ERROR)
+# Why (libvirt's event detail, in words).
+INSTANCE_REASONS = ('unknown', 'failed', 'crashed', 'panicked', 'shutdown',
+                    'destroyed', 'ioerror', 'watchdog', 'api_error',
+                    'postcopy_failed', 'started', 'resumed', 'undefined',
+                    'found_at_scan')
+_KIND_CODE = {k: i for i, k in enumerate(INSTANCE_KINDS)}
+_REASON_CODE = {r: i for i, r in enumerate(INSTANCE_REASONS)}
+
+
+class InstanceReport(tuple):
+    """One domain's state: uuid (str), kind, reason, since (float, seconds
+    since 1970 on the agent's clock)."""
+
+    __slots__ = ()
+    _fields = ('uuid', 'kind', 'reason', 'since')
+
+    def __new__(cls, uuid, kind, reason, since):
+        return tuple.__new__(cls, (uuid, kind, reason, since))
+
+    uuid = property(lambda self: self[0])
+    kind = property(lambda self: self[1])
+    reason = property(lambda self: self[2])
+    since = property(lambda self: self[3])
+
+    def __repr__(self):
+        return ('InstanceReport(uuid=%r, kind=%r, reason=%r, since=%.6f)'
+                % self)
+
+
+class InstancePacket(tuple):
+    """A verified instance-report datagram: host, plane, epoch, seq,
+    sent_time, full (bool), reports (tuple of InstanceReport)."""
+
+    __slots__ = ()
+    _fields = ('host', 'plane', 'epoch', 'seq', 'sent_time', 'full',
+               'reports')
+
+    def __new__(cls, host, plane, epoch, seq, sent_time, full, reports):
+        return tuple.__new__(cls, (host, plane, epoch, seq, sent_time, full,
+                                   reports))
+
+    host = property(lambda self: self[0])
+    plane = property(lambda self: self[1])
+    epoch = property(lambda self: self[2])
+    seq = property(lambda self: self[3])
+    sent_time = property(lambda self: self[4])
+    full = property(lambda self: self[5])
+    reports = property(lambda self: self[6])
+
+
+def _uuid_bytes(value):
+    try:
+        return uuid_mod.UUID(str(value)).bytes
+    except ValueError:
+        raise ValueError('instance uuid %r is not a UUID' % (value,)) \
+            from None
+
+
+def encode_instances(keyring, host, plane, epoch, seq, sent_time, reports,
+                     full=False):
+    """One signed instance-report datagram (1..MAX_REPORTS reports, each an
+    InstanceReport or a (uuid, kind, reason, since) tuple)."""
+    hb = _utf8(host, 'host', MAX_HOST_LEN)
+    pb = _utf8(plane, 'plane', MAX_PLANE_LEN)
+    reports = list(reports)
+    if not 1 <= len(reports) <= MAX_REPORTS:
+        raise ValueError('1..%d instance reports per packet, got %d'
+                         % (MAX_REPORTS, len(reports)))
+    parts = []
+    for uuid, kind, reason, since in reports:
+        try:
+            kc = _KIND_CODE[kind]
+        except KeyError:
+            raise ValueError('instance %s: kind %r is not one of %s'
+                             % (uuid, kind, ', '.join(INSTANCE_KINDS))) \
+                from None
+        rc = _REASON_CODE.get(reason, 0)
+        parts.append(_REPORT.pack(_uuid_bytes(uuid), kc, rc,
+                                  max(0, int(since * 1e6))))
+    body = _HEADER.pack(INSTANCE_MAGIC, INSTANCE_VERSION,
+                        FLAG_FULL if full else 0, epoch, seq,
+                        int(sent_time * 1e6), len(hb), len(pb),
+                        len(reports)) + hb + pb + b''.join(parts)
+    return body + keyring.sign(body)
+
+
+def decode_instances(data, keyring):
+    """Verify and parse an instance-report datagram; raise PacketRejected
+    (same reasons as :func:`decode`)."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    n = len(data)
+    if n < INSTANCE_MIN_LEN:
+        raise PacketRejected('truncated')
+    if n > INSTANCE_MAX_LEN:
+        raise PacketRejected('oversize')
+    (magic, version, flags, epoch, seq, sent_us, hlen, plen,
+     count) = _HEADER.unpack_from(data)
+    if magic != INSTANCE_MAGIC:
+        raise PacketRejected('bad_magic')
+    if version != INSTANCE_VERSION:
+        raise PacketRejected('bad_version', 'version %d' % version)
+    if keyring.per_host:
+        if hlen == 0 or HEADER_LEN + hlen > n - MAC_LEN:
+            raise PacketRejected('bad_mac')
+        keyring = keyring.for_host(data[HEADER_LEN:HEADER_LEN + hlen])
+    if not keyring.verify(data[:-MAC_LEN], data[-MAC_LEN:]):
+        raise PacketRejected('bad_mac')
+    try:
+        off = HEADER_LEN
+        if hlen == 0 or plen == 0 or plen > MAX_PLANE_LEN or \
+                not 1 <= count <= MAX_REPORTS or \
+                off + hlen + plen + count * _REPORT.size != n - MAC_LEN:
+            raise ValueError
+        host = data[off:off + hlen].decode('utf-8')
+        off += hlen
+        plane = data[off:off + plen].decode('utf-8')
+        off += plen
+        reports = []
+        for _ in range(count):
+            ub, kc, rc, since_us = _REPORT.unpack_from(data, off)
+            off += _REPORT.size
+            if kc >= len(INSTANCE_KINDS):
+                raise ValueError
+            reports.append(InstanceReport(
+                str(uuid_mod.UUID(bytes=ub)), INSTANCE_KINDS[kc],
+                INSTANCE_REASONS[rc] if rc < len(INSTANCE_REASONS)
+                else 'unknown', since_us / 1e6))
+    except (ValueError, UnicodeDecodeError, struct.error):
+        raise PacketRejected('malformed') from None
+    return InstancePacket(host, plane, epoch, seq, sent_us / 1e6,
+                          bool(flags & FLAG_FULL), tuple(reports))

@@ -52,7 +52,9 @@ moment they happen, so detection does not wait for a polling interval):
 ``alive`` (plane heard again, or first time), ``silent`` (plane passed its
 window -- fired by a deadline timer in the receiver thread, not by
 polling), ``processes`` (a process state changed), ``restart`` (the agent
-started a new epoch).
+started a new epoch), ``instance`` (a host reported an instance failed or
+running again; detail: uuid, kind, reason, since -- the failures
+themselves are in ``r.instances``, :mod:`nova_ha.heartbeat.instances`).
 
 heartbeat_state() classifies from heartbeats only -- the evacuator combines
 it with Nova's service state and the BMC:
@@ -75,6 +77,7 @@ import socket
 import threading
 import time
 
+from nova_ha.heartbeat import instances as instances_mod
 from nova_ha.heartbeat import protocol
 
 LOG = logging.getLogger(__name__)
@@ -87,7 +90,8 @@ UNKNOWN = 'UNKNOWN'
 
 Event = collections.namedtuple('Event', 'kind host plane at detail')
 Event.__doc__ = ('A receiver state change. kind: alive | silent | '
-                 'processes | restart; at: time.monotonic(); plane: None '
+                 'processes | restart | instance; at: time.monotonic(); '
+                 'plane: None '
                  'for processes; detail: dict of processes, or epochs.')
 
 PlaneView = collections.namedtuple(
@@ -237,6 +241,8 @@ class HeartbeatReceiver:
         self._thread = None
         self._stop = threading.Event()
         self._wake_r = self._wake_w = None
+        # Issue 17: instance-failure datagrams (see _publish, handle).
+        self.instances = instances_mod.InstanceReports(self)
 
     def __repr__(self):
         return '<HeartbeatReceiver planes=%s>' % ','.join(self.planes)
@@ -448,6 +454,7 @@ class HeartbeatReceiver:
             self._hosts.pop(host, None)
             for plane in self.planes:
                 self._planes_state.pop((host, plane), None)
+        self.instances.forget(host)
 
     # -- change notification -----------------------------------------------
 
@@ -564,6 +571,9 @@ class HeartbeatReceiver:
         accepted Heartbeat or None. Public so tests and the simulator can
         feed packets without sockets. `now`/`wall`: time.monotonic() and
         time.time() at reception (default: read the clocks)."""
+        if data[:2] == protocol.INSTANCE_MAGIC:
+            # Issue 17: an instance-failure report (InstanceReports).
+            return self.instances.handle(data, plane, now, wall)
         try:
             hb = protocol.decode(data, self._keyring)
             _v, host, hb_plane, epoch, seq, sent, procs = hb
@@ -682,6 +692,16 @@ class HeartbeatReceiver:
         if events:
             self._notify(listeners, events)
         return timeout
+
+    def _publish(self, events):
+        """Issue 17: count `events` (Event fields as tuples) in the change
+        generation and tell the subscribers (InstanceReports)."""
+        events = [Event(*e) for e in events]
+        with self._lock:
+            self._gen += 1
+            self._cond.notify_all()
+            listeners = list(self._listeners)
+        self._notify(listeners, events)
 
     def _notify(self, listeners, events):
         for ev in events:

@@ -221,7 +221,10 @@ ITEM_FINISHED = ('done', 'error', 'skipped', 'no_valid_host')
 ALARM_TYPES = ('HOST_DOWN', 'SERVICE_DOWN', 'PARTITION', 'FENCE_FAILED',
                'NO_VALID_HOST', 'MASS_FAILURE_GUARD', 'FLAPPING',
                'EVACUATION_FAILED', 'PROCESS_RESTARTED', 'SELF_CHECK',
-               'MAINTENANCE', 'EVACUATION_STUCK', 'CAPACITY')
+               'MAINTENANCE', 'EVACUATION_STUCK', 'CAPACITY',
+               # issue 17 (nova_ha/evacuator/instance_ha.py)
+               'INSTANCE_FAILED', 'INSTANCE_ESCALATED',
+               'INSTANCE_RECOVERY_FAILED', 'HOST_SUSPECT')
 SEVERITIES = ('CRITICAL', 'MAJOR', 'MINOR', 'WARNING', 'INFO')  # worst first
 DRAIN_STATES = ('draining', 'aborting', 'ready', 'incomplete', 'aborted',
                 'completed')

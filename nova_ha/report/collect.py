@@ -282,6 +282,7 @@ class Report:
     groups: tuple               # Summary per server group
     overall: Summary
     drains: tuple = ()          # DrainMove
+    instance_outages: tuple = ()   # InstanceOutage (issue 17)
 
     def as_dict(self):
         return {
@@ -295,6 +296,8 @@ class Report:
             'groups': [s.as_dict() for s in self.groups],
             'overall': self.overall.as_dict(),
             'maintenance_moves': [d.as_dict() for d in self.drains],
+            'instance_outages': [o.as_dict()
+                                 for o in self.instance_outages],
         }
 
 
@@ -403,13 +406,62 @@ def collect(journal, since=None, until=None, host=None, groups=None,
     if drains:
         moves = tuple(_drain_moves(journal, since, until, host, groups,
                                    group_names))
+    iouts = () if groups else tuple(instance_outages(journal, since, until,
+                                                     host))
     return Report(
         since=since, until=until, generated_at=now, host=host,
         groups_filter=groups, recoveries=n_recs,
         failure_known=bool(outages) and all(
             o.failure_source == FAILURE_STEP for o in outages),
         outages=tuple(outages), instances=instances, groups=group_sums,
-        overall=overall, drains=moves)
+        overall=overall, drains=moves, instance_outages=iouts)
+
+
+# --- instance outages (issue 17, nova_ha/evacuator/instance_ha.py) -----------
+
+@dataclasses.dataclass(frozen=True)
+class InstanceOutage:
+    """One instance failure on a running host (an INSTANCE_FAILED alarm:
+    raised when the evacuator learned of it, cleared when the instance was
+    ACTIVE again with its domain running)."""
+    instance_uuid: str
+    host: str
+    kind: str | None          # crashed / stopped / paused_error
+    action: str | None        # restart / rebuild-elsewhere / none
+    detected_at: datetime.datetime
+    recovered_at: datetime.datetime | None
+
+    @property
+    def downtime(self):
+        return _sec(self.detected_at, self.recovered_at)
+
+    def as_dict(self):
+        return {'instance_uuid': self.instance_uuid, 'host': self.host,
+                'kind': self.kind, 'action': self.action,
+                'detected_at': self.detected_at,
+                'recovered_at': self.recovered_at,
+                'downtime': self.downtime}
+
+
+_IO_KIND = re.compile(r' on \S+ (crashed|stopped|paused_error) \(')
+_IO_ACTION = re.compile(r'\[action=([\w-]+)\]')
+
+
+def instance_outages(journal, since, until, host=None):
+    """InstanceOutage per INSTANCE_FAILED alarm raised in the period."""
+    out = []
+    for a in journal.list_alarms(status='all', host=host,
+                                 types=['INSTANCE_FAILED'], since=since):
+        if not _in_period(a.created_at, since, until):
+            continue
+        kind = _IO_KIND.search(a.message or '')
+        action = _IO_ACTION.search(a.message or '')
+        out.append(InstanceOutage(
+            a.instance_uuid, a.host, kind.group(1) if kind else None,
+            action.group(1) if action else None, a.created_at,
+            a.cleared_at))
+    out.sort(key=lambda o: (o.detected_at, o.instance_uuid))
+    return out
 
 
 def _drain_moves(journal, since, until, host, groups, group_names):

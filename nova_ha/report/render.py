@@ -112,6 +112,17 @@ def format_table(report):
                         m.name or m.instance_uuid, m.method, m.state,
                         s(m.move_time), m.dest_host)
                        for m in report.drains])]
+    if report.instance_outages:
+        io = report.instance_outages
+        down = [x.downtime for x in io if x.downtime is not None]
+        out += ['', 'instance outages (instance HA: crashed / stopped / '
+                'paused on error on a running host; DOWNTIME = reported -> '
+                'ACTIVE again): %d, %d recovered, downtime max %s'
+                % (len(io), len(down), s(max(down)) if down else '-'),
+                table(('DETECTED', 'HOST', 'INSTANCE', 'KIND', 'ACTION',
+                       'DOWNTIME'),
+                      [(t(x.detected_at), x.host, x.instance_uuid, x.kind,
+                        x.action, s(x.downtime)) for x in io])]
     return '\n'.join(out)
 
 

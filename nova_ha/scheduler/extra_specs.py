@@ -79,6 +79,17 @@ EXTRA_SPEC_VALIDATORS = [
             'host failure; none: it leaves them alone and lists them.'),
         value={'type': str, 'enum': ['auto', 'none']},
     ),
+    # Issue 17 (doc/instance-ha.md).
+    HAExtraSpecValidator(
+        name='ha:instance_recovery',
+        description=(
+            'What the evacuator does when an instance of this flavor '
+            'crashes, stops unexpectedly or pauses on an error: restart '
+            '(hard reboot, the default), rebuild-elsewhere (move it to '
+            'another host) or none.'),
+        value={'type': str, 'enum': ['restart', 'rebuild-elsewhere',
+                                     'none']},
+    ),
 ]
 
 
