@@ -287,7 +287,7 @@ def test_missing_tool_reported_when_fencer_is_built():
 # -- operator confirmation ---------------------------------------------
 
 def test_confirm_records_who_and_when(tmp_path, caplog):
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     f, _, _ = make(Script())
     rec = fencer_mod.FileRecorder(str(tmp_path / 'sub' / 'confirm.jsonl'))
     r = fencer_mod.confirm('compute-1', 'alice', rec, inventory=f.inventory,
