@@ -53,7 +53,7 @@ def main():
     harness_errors = []
     workdir = tempfile.mkdtemp(prefix='bench-crash-')
     clouds = 0
-    while run < args.runs and len(harness_errors) < 3 and (
+    while run < args.runs and len(harness_errors) < 10 and (
             args.time_budget is None or
             time.monotonic() - t_start < args.time_budget):
         clouds += 1

@@ -71,9 +71,24 @@ def judge(sim, j, victim, rec, healthy, names):
     return problems
 
 
-def boot_many(sim, name, host, count):
-    """``count`` servers on ``host`` (forced), one request."""
-    return ha.boot_on(sim, name, host, count)
+def boot_many(sim, name, host, count, tries=4):
+    """``count`` servers on ``host`` (forced), one request; retried after a
+    pause when the loaded machine made Nova think the host down
+    (NoValidHost) or the boot slow."""
+    for attempt in range(tries):
+        try:
+            return procs.boot(sim, name, count=count, host=host,
+                              timeout=240)
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+            for s in sim.nova.servers.list():
+                if s.name.startswith(name):
+                    s.delete()
+            procs.wait_for(lambda: not [s for s in sim.nova.servers.list()
+                                        if s.name.startswith(name)], 120,
+                           what='failed boot cleaned up')
+            time.sleep(10.0)
 
 
 def where_stuck(j, victim, known):
