@@ -36,7 +36,8 @@ def build_parser():
     parser.add_argument('--config-file', action='append', default=[],
                         metavar='PATH',
                         help='nova-ha configuration file (repeatable); '
-                             'default /etc/nova-ha/nova-ha.conf if present')
+                             'default $NOVA_HA_CONFIG, else '
+                             '/etc/nova-ha/nova-ha.conf if present')
     sub = parser.add_subparsers(dest='group', metavar='GROUP')
     sub.required = True
     for name in COMMAND_MODULES:
@@ -48,8 +49,10 @@ def load_config(files):
     """Parse nova-ha's configuration files into the global CONF."""
     import nova_ha.conf  # noqa: F401 -- registers every option group
     default = '/etc/nova-ha/nova-ha.conf'
+    if not files and os.environ.get('NOVA_HA_CONFIG'):
+        # as `openstack ha ...` (nova_ha/osc/plugin.py)
+        files = [os.environ['NOVA_HA_CONFIG']]
     if not files:
-        import os
         files = [default] if os.path.exists(default) else []
     args = []
     for f in files:
