@@ -63,9 +63,8 @@ def flavor_resources(flavor, boot_from_volume=False):
     disk += _int(flavor.get('ephemeral', flavor.get(
         'OS-FLV-EXT-DATA:ephemeral')))
     disk += int(math.ceil(_int(flavor.get('swap')) / 1024.0))
-    return (_int(flavor.get('vcpus')), _int(flavor.get('ram',
-                                                       flavor.get('memory_mb'))),
-            disk)
+    ram = flavor.get('ram', flavor.get('memory_mb'))
+    return (_int(flavor.get('vcpus')), _int(ram), disk)
 
 
 def group_rules(group):

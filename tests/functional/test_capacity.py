@@ -240,6 +240,8 @@ class TestCapacityBeforeFencing(CapacityTestBase):
         conf.set_override('max_concurrent_evacuations', 1,
                           group='evacuator')
         conf.set_override('self_check', False, group='guard')
+        # NO_VALID_HOST is final; no retries of the stranded instance.
+        conf.set_override('max_evacuation_attempts', 1, group='evacuator')
         url = 'sqlite:///%s/j.sqlite' % self.useFixture(
             novastack.nova_fixtures.fixtures.TempDir()).path
         journal_mod.upgrade(url)

@@ -276,3 +276,37 @@ def test_topology_level_known_from_topology_module():
     assert 'failure_domain' in topology.known_levels(LEVELS)
     pols = model.parse_policies({'sal1': '1 failure_domain'}, LEVELS)
     assert pols[0].level == 'failure_domain'
+
+
+def test_collect_room_rules_and_hints_via_scheduler_parser():
+    from nova_ha.capacity import collect
+    inv = {'VCPU': {'total': 10, 'reserved': 0, 'allocation_ratio': 4.0},
+           'MEMORY_MB': {'total': 8192, 'reserved': 512,
+                         'allocation_ratio': 1.0},
+           'DISK_GB': {'total': 100, 'reserved': 0,
+                       'allocation_ratio': 1.0}}
+    assert collect.free_room(inv, {'VCPU': 3, 'MEMORY_MB': 2048}) == (
+        37, 5632, 100)
+    assert collect.group_rules({'policy': 'anti-affinity',
+                                'rules': {'max_server_per_host': 2}}) == [
+        model.Rule('host', 2, 'server group policy anti-affinity')]
+    assert collect.group_rules({'policy': 'soft-anti-affinity'}) == []
+    problems = []
+    rules = collect.hint_rules({'ha_anti_affinity_level': ['rack'],
+                                'ha_max_per_domain': '2'}, LEVELS,
+                               problems, 'vm1')
+    assert [(r.level, r.max_per_domain) for r in rules] == [('rack', 2)]
+    assert collect.hint_rules({'ha_anti_affinity_level': 'rack',
+                               'ha_anti_affinity': 'soft'}, LEVELS,
+                              problems, 'vm1') == []
+    assert collect.hint_rules({'ha_anti_affinity_level': 'galaxy'}, LEVELS,
+                              problems, 'vm2') == []
+    assert "vm2" in problems[0] and "'galaxy'" in problems[0]
+    inst = collect.instance_of(
+        'u1', 'vm', 'h1', {'vcpus': 1, 'ram': 512, 'disk': 1,
+                           'extra_specs': {'ha:sal': '1',
+                                           'ha:recovery': 'none',
+                                           'ha:recovery_priority': '7'}},
+        {}, None, LEVELS, problems)
+    assert (inst.sal, inst.auto, inst.priority, inst.rules) == (1, False, 7,
+                                                                ())
