@@ -137,7 +137,8 @@ def main(argv=None, conf=None):
         from nova_ha.heartbeat import instances
         monitor = instances.InstanceMonitor(
             conf.instance_ha.libvirt_uri, on_reports=agent.send_instances,
-            queue_max=conf.instance_ha.event_queue_max)
+            queue_max=conf.instance_ha.event_queue_max,
+            watch_processes=conf.instance_ha.process_watch)
         try:
             monitor.start()
         except instances.LibvirtUnavailable as exc:

@@ -24,6 +24,13 @@ OPTS = [
     cfg.StrOpt('libvirt_uri', default='qemu:///system',
                help='Agent: the libvirt URI of this host\'s hypervisor '
                     '(nova\'s [libvirt] connection_uri).'),
+    cfg.BoolOpt('process_watch', default=True,
+                help='Agent: also watch each domain\'s qemu process (a '
+                     'pidfd, found by -uuid in /proc) and report its exit '
+                     'at once, without waiting for libvirtd, which handles '
+                     'the end of qemu processes one at a time (many '
+                     'domains dying together are otherwise reported over '
+                     'tens of seconds).'),
     cfg.IntOpt('event_queue_max', default=4096, min=16,
                help='Agent: lifecycle events buffered between libvirt\'s '
                     'event loop and the monitor; beyond it the monitor '

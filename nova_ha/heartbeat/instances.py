@@ -30,6 +30,17 @@ Agent side -- :class:`InstanceMonitor` (``nova-ha-agent`` with
   with back-off, registers again and rescans, so a failure that happened
   while it was disconnected is still reported.
 
+* **process watch** (``watch_processes``, on by default): for every
+  running domain the monitor also holds a pidfd of its qemu process (found
+  by ``-uuid`` in /proc) and learns of its exit from the kernel at once.
+  libvirtd handles the end of a qemu process in one worker thread per
+  driver, so when fifty domains die together the last STOPPED event can
+  come tens of seconds after the kill; the pidfd does not wait for it. An
+  exit is reported ``exit_grace`` (50 ms) later unless a SHUTDOWN event
+  (guest power-off, or libvirt stopping it on request) came first: then it
+  is ``stopped (shutdown)``, else ``crashed (process_exit)``. libvirt's
+  own STOPPED event follows and is folded in (same kind: no new report);
+
 libvirt-python is imported lazily: :func:`require_libvirt` raises
 :class:`LibvirtUnavailable` with a clear message when it is missing.
 
@@ -42,6 +53,8 @@ keeps the failures each host reports. ``failures()`` is what
 
 import collections
 import logging
+import os
+import select
 import threading
 import time
 
@@ -101,6 +114,32 @@ def classify_state(state, reason):
     return SCAN_MAP.get((state, reason))
 
 
+def find_qemu_pids(uuids):
+    """{uuid: pid} of the qemu processes running the domains `uuids`
+    (their command line has ``-uuid UUID``), from /proc."""
+    want = set(uuids)
+    out = {}
+    try:
+        pids = [d for d in os.listdir('/proc') if d.isdigit()]
+    except OSError:
+        return out
+    for d in pids:
+        try:
+            with open('/proc/%s/cmdline' % d, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except OSError:
+            continue
+        if len(argv) < 3 or b'qemu' not in argv[0]:
+            continue
+        try:
+            uuid = argv[argv.index(b'-uuid') + 1].decode()
+        except (ValueError, IndexError, UnicodeDecodeError):
+            continue
+        if uuid in want:
+            out[uuid] = int(d)
+    return out
+
+
 class LibvirtUnavailable(RuntimeError):
     """libvirt-python is missing (or libvirtd unreachable at start)."""
 
@@ -156,6 +195,7 @@ class InstanceMonitor:
     def __init__(self, uri, on_reports=None, queue_max=4096,
                  table_max=4096, reconnect_initial=0.2, reconnect_max=5.0,
                  check_interval=1.0, keepalive=(2, 3), read_only=True,
+                 watch_processes=True, exit_grace=0.05,
                  wall_clock=time.time):
         """
         :param uri: libvirt URI (``qemu:///system`` on a compute host)
@@ -187,6 +227,19 @@ class InstanceMonitor:
         self._thread = None
         self.connected = threading.Event()
         self.counters = collections.Counter()
+        # Process watch: uuid -> pidfd; pidfd -> uuid; exits waiting for
+        # exit_grace; domains whose SHUTDOWN event was seen.
+        self.watch_processes = watch_processes and hasattr(os,
+                                                           'pidfd_open')
+        self.exit_grace = exit_grace
+        self._pidfds = {}
+        self._fd_uuid = {}
+        self._pid_lock = threading.Lock()
+        self._epoll = None
+        self._exits = {}
+        self._exit_wall = {}
+        self._shutdown_seen = {}
+        self._pid_thread = None
 
     def __repr__(self):
         return '<InstanceMonitor %s>' % self.uri
@@ -196,6 +249,11 @@ class InstanceMonitor:
         require_libvirt()
         ensure_event_loop()
         self._stop.clear()
+        if self.watch_processes:
+            self._epoll = select.epoll()
+            self._pid_thread = threading.Thread(
+                target=self._watch_pids, name='instance-pids', daemon=True)
+            self._pid_thread.start()
         self._thread = threading.Thread(target=self._run,
                                         name='instance-monitor', daemon=True)
         self._thread.start()
@@ -207,7 +265,18 @@ class InstanceMonitor:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._pid_thread is not None:
+            self._pid_thread.join(timeout)
+            self._pid_thread = None
         self._disconnect()
+        with self._pid_lock:
+            for fd in list(self._fd_uuid):
+                os.close(fd)
+            self._fd_uuid.clear()
+            self._pidfds.clear()
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
 
     def wait_connected(self, timeout=None):
         return self.connected.wait(timeout)
@@ -253,7 +322,11 @@ class InstanceMonitor:
                     self._stop.wait(delay)
                     delay = min(delay * 2, self.reconnect_max)
                     continue
-            self._wake.wait(self.check_interval)
+            wait = self.check_interval
+            if self._exits:
+                wait = max(0.0, min(wait, min(self._exits.values()) +
+                                    self.exit_grace - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
             try:
                 self._process()
@@ -323,6 +396,10 @@ class InstanceMonitor:
             except Exception:   # noqa: BLE001 -- vanished meanwhile
                 continue
             seen[uuid] = classify_state(state, reason)
+        if self.watch_processes:
+            running = [u for u, c in seen.items()
+                       if c and c[0] == protocol.INSTANCE_RUNNING]
+            self._watch(running)
         changed = []
         with self._table_lock:
             for uuid in list(self._table):
@@ -362,9 +439,16 @@ class InstanceMonitor:
             return
         changed = []
         q = self._queue
+        started = []
         while q:
             uuid, event, detail, at = q.popleft()
             self.counters['events'] += 1
+            if event == _EV_SHUTDOWN:
+                self._shutdown_seen[uuid] = time.monotonic()
+                continue
+            if event == _EV_STARTED:
+                started.append(uuid)
+                self._shutdown_seen.pop(uuid, None)
             cls = classify_event(event, detail)
             if cls is None:
                 continue
@@ -382,7 +466,82 @@ class InstanceMonitor:
                 else:
                     continue
             changed.append(rep)
+        changed += self._due_exits()
+        if started and self.watch_processes:
+            self._watch(started)
         self._emit(changed)
+
+    # -- process watch (pidfd) -----------------------------------------------
+    def _watch(self, uuids):
+        """Hold a pidfd on the qemu process of each domain in `uuids`."""
+        want = {u for u in uuids if u not in self._pidfds}
+        if not want or self._epoll is None:
+            return
+        for uuid, pid in find_qemu_pids(want).items():
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            with self._pid_lock:
+                old = self._pidfds.pop(uuid, None)
+                if old is not None:
+                    self._fd_uuid.pop(old, None)
+                    os.close(old)
+                self._pidfds[uuid] = fd
+                self._fd_uuid[fd] = uuid
+                self._epoll.register(fd, select.EPOLLIN)
+            self.counters['pids_watched'] += 1
+
+    def _watch_pids(self):
+        while not self._stop.is_set():
+            try:
+                events = self._epoll.poll(0.5)
+            except (OSError, ValueError):
+                return   # closed by stop()
+            if not events:
+                continue
+            now = time.monotonic()
+            wall = self._wall()
+            with self._pid_lock:
+                for fd, _ in events:
+                    uuid = self._fd_uuid.pop(fd, None)
+                    if uuid is None:
+                        continue
+                    self._pidfds.pop(uuid, None)
+                    try:
+                        self._epoll.unregister(fd)
+                    except (OSError, ValueError):
+                        pass
+                    os.close(fd)
+                    self._exits[uuid] = now
+                    self._exit_wall[uuid] = wall
+            self.counters['process_exits'] += len(events)
+            self._wake.set()
+
+    def _due_exits(self):
+        """Reports for qemu exits past their grace (see the module doc)."""
+        if not self._exits:
+            return []
+        now = time.monotonic()
+        out = []
+        for uuid, at in list(self._exits.items()):
+            if now - at < self.exit_grace:
+                continue
+            del self._exits[uuid]
+            wall = self._exit_wall.pop(uuid, self._wall())
+            shut = self._shutdown_seen.pop(uuid, None)
+            if shut is not None and at - shut < 60.0:
+                kind, reason = protocol.INSTANCE_STOPPED, 'shutdown'
+            else:
+                kind, reason = protocol.INSTANCE_CRASHED, 'process_exit'
+            with self._table_lock:
+                old = self._table.get(uuid)
+                if old is not None and old.kind in protocol.INSTANCE_FAILURES:
+                    continue   # libvirt's event was first
+                rep = protocol.InstanceReport(uuid, kind, reason, wall)
+                self._put(rep)
+            out.append(rep)
+        return out
 
     def _emit(self, reports):
         if not reports:

@@ -417,7 +417,8 @@ INSTANCE_FAILURES = (INSTANCE_CRASHED, INSTANCE_STOPPED,
 INSTANCE_REASONS = ('unknown', 'failed', 'crashed', 'panicked', 'shutdown',
                     'destroyed', 'ioerror', 'watchdog', 'api_error',
                     'postcopy_failed', 'started', 'resumed', 'undefined',
-                    'found_at_scan')
+                    'found_at_scan',
+                    'process_exit')   # qemu exited, seen before libvirt
 _KIND_CODE = {k: i for i, k in enumerate(INSTANCE_KINDS)}
 _REASON_CODE = {r: i for i, r in enumerate(INSTANCE_REASONS)}
 

@@ -47,8 +47,10 @@ def test_agent_reports_a_crashed_domain(tmp_path):
         t = lv.crash(u)
         base.until(lambda: u in recv.instances.failures())
         f = recv.instances.failures()[u]
-        assert (f.host, f.kind, f.reason) == ('agent-host-1', 'crashed',
-                                              'failed')
+        # The pidfd of the qemu process usually fires before libvirt's
+        # STOPPED (FAILED) event.
+        assert (f.host, f.kind) == ('agent-host-1', 'crashed')
+        assert f.reason in ('process_exit', 'failed'), f
         assert f.heard_wall - t < 10.0     # liveness only; see benchmark
         conn.lookupByUUIDString(u).create()
         base.until(lambda: u not in recv.instances.failures())
@@ -111,6 +113,10 @@ def test_simultaneous_crashes_none_lost():
             doms.append((u, conn.defineXML(libvirtd.domain_xml(u))))
         for r in range(runs):
             for u, d in doms:
+                # As nova's hard reboot: destroy (libvirtd may not have
+                # processed the kill yet), then start.
+                if d.isActive():
+                    d.destroy()
                 d.create()
             base.until(lambda: all(lv.qemu_pid(u) for u, _ in doms), 120)
             base.until(lambda: not recv.instances.failures(), 30)

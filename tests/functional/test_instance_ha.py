@@ -166,8 +166,8 @@ class TestRestart(InstanceHATestBase):
         t_crash = self.lv.crash(uuid)
         o = self.recovered(uuid, t_crash)
         assert o.state == 'recovered', o
-        assert (o.kind, o.reason, o.policy) == ('crashed', 'failed',
-                                                'restart')
+        assert (o.kind, o.policy) == ('crashed', 'restart')
+        assert o.reason in ('process_exit', 'failed'), o.reason
         # Detected by the evacuator well under a second after the kill
         # (a liveness bound for a loaded CI box; the benchmark measures).
         assert o.heard_wall - t_crash < 5.0
