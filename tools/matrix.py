@@ -291,7 +291,15 @@ def run_tests(rel, venv, result, args):
         cmd += ['-p', 'no:xdist']
     else:
         cmd += ['-n', str(args.workers)]
-    cmd += args.tests or TESTS
+    tests = args.tests or TESTS
+    if (rel.threading == 'eventlet' and not args.tests
+            and not args.with_evacuator):
+        # Known gap: the evacuator tests' simulated cloud (nova-ha-sim
+        # serve, a subprocess) hung in eventlet mode on nova 31 and 33
+        # (pytest-timeout after 900 s, 2026-12-04); until that is fixed
+        # they run on threading releases only (--with-evacuator to try).
+        tests = [t for t in tests if 'test_evacuator' not in t]
+    cmd += tests
     log('   $ ' + ' '.join(cmd))
     logfile = os.path.join(cache_root(), 'pytest-%s.log' % rel.name)
     t0 = time.monotonic()
@@ -360,6 +368,9 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, default=2,
                         help='pytest-xdist workers for threading-mode '
                              'releases (default 2)')
+    parser.add_argument('--with-evacuator', action='store_true',
+                        help='also run the evacuator tests on eventlet '
+                             'releases (known to hang, see doc/releases.md)')
     parser.add_argument('tests', nargs='*',
                         help='test paths instead of the default subset')
     args = parser.parse_args(argv)
