@@ -160,11 +160,7 @@ class Bench:
                 binary='nova-compute')}
             for h in hosts:
                 if svcs[h].forced_down or svcs[h].status != 'enabled':
-                    try:
-                        self._enable(h)
-                    except RuntimeError:
-                        pass        # Nova: not cleaned up yet; again
-                        # on the next look
+                    self._enable(h)
             return all(svcs[h].state == 'up' and svcs[h].status == 'enabled'
                        and not svcs[h].forced_down for h in hosts)
         # A restarted nova-compute reports within report_interval (10 s);
