@@ -70,18 +70,6 @@ def _after_parse_args(install):
     config.parse_args = wrapped
 
 
-def _skip_node_identity_check():
-    """A restarted nova-compute: nova refuses to start a compute whose
-    service record exists but that has no local node identity file
-    (state_path/compute_id), which a real single-node driver writes. The
-    sim's MediumFakeDriver keeps fake nodes and never writes one, so every
-    restart (heal after a power loss) was refused. The check guards a real
-    hypervisor's identity; the fake has none to lose."""
-    from nova.compute import manager
-    manager.ComputeManager._ensure_existing_node_identity = \
-        lambda self, service_ref: None
-
-
 def _serve_forever(app, port):
     import signal
     import threading
@@ -161,8 +149,6 @@ def main(argv=None):
     nova_internals.select_threading_mode()
     import importlib
     module = importlib.import_module('nova.cmd.%s' % args.service)
-    if args.service == 'compute':
-        _skip_node_identity_check()
     _after_parse_args(_install_external_stand_ins)
     sys.argv = [sys.argv[0]] + rest
     return module.main()
