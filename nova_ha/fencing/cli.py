@@ -333,8 +333,17 @@ def cmd_confirm(args):
             recorder, rec = _journal_recorder(_conf(), args.host)
             where = 'the journal' if rec is None else \
                 'the journal, recovery %d' % rec.id
-        result = fencer_mod.confirm(args.host, args.operator, recorder,
-                                    inventory=inv, reason=args.reason)
+        # The library logs the confirmation as a WARNING (a daemon's log);
+        # here the outcome is printed below, once.
+        import logging
+        quiet = logging.Filter('-')     # matches no logger name: drops all
+        log = logging.getLogger(fencer_mod.__name__)
+        log.addFilter(quiet)
+        try:
+            result = fencer_mod.confirm(args.host, args.operator, recorder,
+                                        inventory=inv, reason=args.reason)
+        finally:
+            log.removeFilter(quiet)
     except Exception as exc:  # noqa: BLE001 -- unrecorded: does not count
         print('nova-ha fence confirm: NOT recorded (%s: %s); the host is '
               'not considered fenced' % (type(exc).__name__, exc),

@@ -431,9 +431,7 @@ def confirm(host, operator, recorder, inventory=None, reason=None):
                          base.POWER_OFF, now, confirmed_by=operator,
                          kind='confirm', inventory_host=entry_name)
     recorder(result)
-    # INFO: the command line prints the outcome itself (a WARNING went to
-    # the operator's terminal a second time); the record is the journal's.
-    LOG.info('fence %s: %s', host, text)
+    LOG.warning('fence %s: %s', host, text)
     return result
 
 
