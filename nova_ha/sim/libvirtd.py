@@ -150,7 +150,12 @@ class LibvirtdProcess:
                            % (self.uri, self.start_timeout, last))
 
     def start(self):
-        return self.spawn().wait_ready()
+        self.spawn()
+        try:
+            return self.wait_ready()
+        except Exception:
+            self.close()    # never leave a daemon behind a failed start
+            raise
 
     def stop(self, timeout=15.0):
         """Stop the supervisor: it stops libvirtd and kills every qemu."""
