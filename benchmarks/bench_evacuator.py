@@ -81,7 +81,8 @@ class Bench:
              self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Start measuring once the evacuator has heard every host (and its
         # start-up grace is over).
-        hosts = set(self.state['hosts'])
+        hosts = {h for h in self.state['hosts']
+                 if self.cloud.host(h).power == 'on'}    # failed runs' hosts
         self.wait(lambda: {h.host for h in self.journal.list_host_states(
             states=['OK'])} >= hosts if self._journal_ready() else False,
             60, 'evacuator ready')
