@@ -240,6 +240,10 @@ class TestCapacityBeforeFencing(CapacityTestBase):
         conf.set_override('max_concurrent_evacuations', 1,
                           group='evacuator')
         conf.set_override('self_check', False, group='guard')
+        # A whole rack (2 of 6 hosts) fails on purpose: lift the guard's
+        # small-cloud and per-domain rules, which would hold host2 back.
+        conf.set_override('small_cloud_hosts', 0, group='guard')
+        conf.set_override('domain_min_hosts', 1000, group='guard')
         # NO_VALID_HOST is final; no retries of the stranded instance.
         conf.set_override('max_evacuation_attempts', 1, group='evacuator')
         url = 'sqlite:///%s/j.sqlite' % self.useFixture(

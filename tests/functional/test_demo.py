@@ -39,7 +39,7 @@ def test_demo_recovers_and_reports(tmp_path):
                                out).group(1))
     fenced = float(re.search(r'([+-]\d+\.\d+) s  fenced:', out).group(1))
     m = re.search(r'([+-]\d+\.\d+) s  vnf-a-1 on (compute\d+) '
-                  r'\(migration \d+ done\)', out)
+                  r'\((?:ACTIVE; )?migration \d+ done\)', out)
     active, dest = float(m.group(1)), m.group(2)
     # ... and the final placement shows it ACTIVE there.
     assert re.search(r'vnf-a-1\s+%s\s+\S+\s+\S+\s+ACTIVE' % dest, out), out
