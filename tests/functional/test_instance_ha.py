@@ -237,6 +237,12 @@ class TestPolicies(InstanceHATestBase):
         t1 = self.lv.crash(uuid)
         assert self.recovered(uuid, t1).state == 'recovered'
         wait_for(lambda: self.lv.qemu_pid(uuid), 20, 'qemu back')
+        # Nova finished the hard reboot (a crash while Nova still works on
+        # the instance is, rightly, left alone).
+        wait_for(lambda: (lambda s: s['status'] == 'ACTIVE' and
+                          s.get('OS-EXT-STS:task_state') is None)(
+                              self.admin_api.get_server(uuid)),
+                 60, 'reboot finished in Nova')
         t2 = self.lv.crash(uuid)
         o = self.recovered(uuid, t2)
         assert (o.state, o.policy) == ('recovered', 'rebuild-elsewhere'), o
