@@ -281,31 +281,42 @@ def encode(keyring, host, plane, epoch, seq, sent_time, processes=()):
     return body + keyring.sign(body)
 
 
-def decode(data, keyring):
-    """Verify and parse one datagram; raise :class:`PacketRejected`.
-
-    Checks, in order: length, magic, version, MAC, field consistency.
-    Freshness and ordering are the receiver's job (:func:`check_fresh`).
-    """
+def _authenticated(data, keyring, magic, version, min_len, max_len):
+    """(bytes, length, header fields) of a datagram of one kind whose
+    length, magic, version and MAC check; else raise PacketRejected. The
+    MAC covers everything before it, with the per-host key when the
+    keyring has them."""
     if type(data) is not bytes:
         data = bytes(data)
     n = len(data)
-    if n < MIN_PACKET_LEN:
+    if n < min_len:
         raise PacketRejected('truncated')
-    if n > MAX_PACKET_LEN:
+    if n > max_len:
         raise PacketRejected('oversize')
-    (magic, version, _flags, epoch, seq, sent_us, hlen, plen,
-     nprocs) = _HEADER.unpack_from(data)
-    if magic != MAGIC:
+    header = _HEADER.unpack_from(data)
+    if header[0] != magic:
         raise PacketRejected('bad_magic')
-    if version != VERSION:
-        raise PacketRejected('bad_version', 'version %d' % version)
+    if header[1] != version:
+        raise PacketRejected('bad_version', 'version %d' % header[1])
+    hlen = header[6]
     if keyring.per_host:
         if hlen == 0 or HEADER_LEN + hlen > n - MAC_LEN:
             raise PacketRejected('bad_mac')
         keyring = keyring.for_host(data[HEADER_LEN:HEADER_LEN + hlen])
     if not keyring.verify(data[:-MAC_LEN], data[-MAC_LEN:]):
         raise PacketRejected('bad_mac')
+    return data, n, header
+
+
+def decode(data, keyring):
+    """Verify and parse one datagram; raise :class:`PacketRejected`.
+
+    Checks, in order: length, magic, version, MAC, field consistency.
+    Freshness and ordering are the receiver's job (:func:`check_fresh`).
+    """
+    data, n, (_magic, version, _flags, epoch, seq, sent_us, hlen, plen,
+              nprocs) = _authenticated(data, keyring, MAGIC, VERSION,
+                                       MIN_PACKET_LEN, MAX_PACKET_LEN)
     # Only authenticated bytes reach here. Agents send the same host,
     # plane and process section beat after beat: parse each distinct one
     # once (bounded cache keyed by the raw bytes, length bytes included).
@@ -503,25 +514,10 @@ def encode_instances(keyring, host, plane, epoch, seq, sent_time, reports,
 def decode_instances(data, keyring):
     """Verify and parse an instance-report datagram; raise PacketRejected
     (same reasons as :func:`decode`)."""
-    if type(data) is not bytes:
-        data = bytes(data)
-    n = len(data)
-    if n < INSTANCE_MIN_LEN:
-        raise PacketRejected('truncated')
-    if n > INSTANCE_MAX_LEN:
-        raise PacketRejected('oversize')
-    (magic, version, flags, epoch, seq, sent_us, hlen, plen,
-     count) = _HEADER.unpack_from(data)
-    if magic != INSTANCE_MAGIC:
-        raise PacketRejected('bad_magic')
-    if version != INSTANCE_VERSION:
-        raise PacketRejected('bad_version', 'version %d' % version)
-    if keyring.per_host:
-        if hlen == 0 or HEADER_LEN + hlen > n - MAC_LEN:
-            raise PacketRejected('bad_mac')
-        keyring = keyring.for_host(data[HEADER_LEN:HEADER_LEN + hlen])
-    if not keyring.verify(data[:-MAC_LEN], data[-MAC_LEN:]):
-        raise PacketRejected('bad_mac')
+    data, n, (_magic, _version, flags, epoch, seq, sent_us, hlen, plen,
+              count) = _authenticated(data, keyring, INSTANCE_MAGIC,
+                                      INSTANCE_VERSION, INSTANCE_MIN_LEN,
+                                      INSTANCE_MAX_LEN)
     try:
         off = HEADER_LEN
         if hlen == 0 or plen == 0 or plen > MAX_PLANE_LEN or \
