@@ -48,13 +48,13 @@ demo: $(STAMP) system-deps
 	$(BIN)/nova-ha-sim demo
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS) tests
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal tests
 
 unit: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal tests/unit
 
 functional: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS) tests/functional
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal tests/functional
 
 # The supported-release matrix (README, doc/releases.md): per release, a
 # virtualenv from its upper-constraints (upper-constraints/*.txt) with that
