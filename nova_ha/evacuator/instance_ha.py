@@ -149,6 +149,7 @@ class InstanceHA:
         self._outages = {}         # key -> Outage
         self._inflight = {}        # uuid -> Future
         self._our_requests = collections.deque(maxlen=4096)
+        self._our_actions = collections.deque(maxlen=4096)
         self._host_failures = collections.defaultdict(collections.deque)
         self._suspect = {}         # host -> evidence text last raised
         self._evidence_memo = {}   # host -> (signature, evidence)
@@ -273,6 +274,7 @@ class InstanceHA:
             o.acted_at = self.clock()
             return
         self.ev._assert_leader()
+        called = time.time()
         if policy == RESTART:
             ret = self.nova.servers.reboot(o.uuid, reboot_type='HARD')
             o.state = 'restarting'
@@ -280,6 +282,11 @@ class InstanceHA:
             ret = self.nova.servers.migrate(o.uuid)
             o.state = 'moving'
         self._our_requests.extend(getattr(ret, 'request_ids', None) or ())
+        # Also by instance, action and time: a response need not carry the
+        # request id (then our own reboot would read as an operator's and
+        # the next crash of a crash-looping instance would be ignored).
+        self._our_actions.append((o.uuid, 'reboot' if policy == RESTART
+                                   else 'migrate', called, time.time()))
         o.acted_at = self.clock()
         self.history.append(dict(uuid=o.uuid, host=o.host, kind=o.kind,
                                  since=o.since, heard=o.heard_wall,
@@ -305,7 +312,8 @@ class InstanceHA:
             if start is None or start < cutoff or \
                     action.action not in DISRUPTIVE_ACTIONS:
                 continue
-            if getattr(action, 'request_id', None) in ours:
+            if getattr(action, 'request_id', None) in ours or \
+                    self._ours(o.uuid, action.action, start):
                 continue
             return ('instance action %s (request %s) at %s'
                     % (action.action, getattr(action, 'request_id', '?'),
@@ -319,9 +327,21 @@ class InstanceHA:
             start = _parse(getattr(action, 'start_time', None))
             if start is not None and start >= cutoff and \
                     action.action in ('reboot', 'migrate') and \
-                    getattr(action, 'request_id', None) not in ours:
+                    getattr(action, 'request_id', None) not in ours and \
+                    not self._ours(o.uuid, action.action, start):
                 return True
         return False
+
+    # Nova stamps an action's start inside the API call; allow for the
+    # two clocks (evacuator, Nova) differing by this much.
+    OWN_ACTION_SLACK = 2.0
+
+    def _ours(self, uuid, action, start):
+        """Did this evacuator issue `action` on `uuid` at `start`?"""
+        at = start.timestamp()
+        return any(u == uuid and a == action and
+                   t0 - self.OWN_ACTION_SLACK <= at <= t1 + self.OWN_ACTION_SLACK
+                   for u, a, t0, t1 in self._our_actions)
 
     def policy(self, server):
         """(policy, where it came from) for a server."""

@@ -17,7 +17,8 @@ def _section(lines, title):
     start = lines.index('  %s:' % title) + 1
     rows = []
     for line in lines[start:]:
-        if not line.strip():
+        # A section ends at a blank line or at the next section's title.
+        if not line.strip() or line.rstrip().endswith(':'):
             break
         rows.append(line.split())
     return rows
