@@ -45,6 +45,7 @@ host.
 """
 
 import collections
+import datetime
 import hashlib
 import logging
 import math
@@ -55,6 +56,9 @@ from nova_ha import topology as topology_mod
 LOG = logging.getLogger(__name__)
 
 PLANNED = 'planned'       # marker in the evacuate step's detail
+# Evacuators may run on other control nodes: a journal time this close to
+# a server list's read may come from a clock a little ahead or behind.
+CLOCK_SLACK = datetime.timedelta(seconds=2)
 
 
 def planner(engine):
@@ -209,20 +213,34 @@ class Planner:
         """({member uuid: (uuid, host)}, {group id: [member uuids]}) for the
         server groups of ``items``: one server-group list and one server
         list, reused for member_cache_seconds."""
-        if not any(i.server_group for i in items):
+        wanted = sorted({i.server_group for i in items if i.server_group})
+        if not wanted:
             return {}, {}
         now = self.clock()
         cached = self._members
         if cached is None or now - cached[0] > \
                 self.opts.member_cache_seconds:
+            read_at = _utcnow()
             nova = self.engine.ops.nova
             groups = {g.id: list(g.members) for g in
                       nova.server_groups.list(all_projects=True)}
             hosts = {s.id: getattr(s, 'OS-EXT-SRV-ATTR:host', None)
                      for s in nova.servers.list(
                          search_opts={'all_tenants': True})}
-            cached = self._members = (now, hosts, groups)
-        _, hosts, groups = cached
+            cached = self._members = (now, hosts, groups, read_at)
+        _, hosts, groups, read_at = cached
+        hosts = dict(hosts)
+        # A member this (or another) evacuator moved since that server list
+        # was read: its recovery may have closed already, so no plan of
+        # ours remembers it, and the list still shows its failed host.
+        # The journal's ``done`` (Nova showed it ACTIVE there) is newer.
+        for group in wanted:
+            for done in self.engine.journal.list_recovery_items(
+                    states=['done'], server_group=group):
+                finished = _aware(getattr(done, 'finished_at', None))
+                if done.dest_host and finished is not None and \
+                        finished >= read_at - CLOCK_SLACK:
+                    hosts[done.instance_uuid] = done.dest_host
         members = {m: (m, hosts.get(m)) for g in groups.values() for m in g}
         return members, groups
 
@@ -243,6 +261,16 @@ class Planner:
         except Exception:   # noqa: BLE001 -- then it was not planned
             LOG.exception('reading the timeline of recovery %s', rec.id)
         return False
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _aware(at):
+    if at is not None and at.tzinfo is None:
+        return at.replace(tzinfo=datetime.timezone.utc)
+    return at
 
 
 def _unplanned_yet(item):

@@ -197,8 +197,16 @@ class FakeJournal:
     def list_recoveries(self, states=None):
         return [types.SimpleNamespace(id=1)]
 
-    def list_recovery_items(self, recovery_id=None, states=None):
-        return self.items
+    def list_recovery_items(self, recovery_id=None, states=None,
+                            server_group=None):
+        if server_group is None:
+            return self.items
+        return [i for i in self.items + self.closed
+                if i.server_group == server_group
+                and (states is None or i.state in states)]
+
+    # Items of recoveries closed since (no longer listed as open).
+    closed = []
 
 
 def item(uuid, sal=None, group=None, attempts=0):
@@ -256,6 +264,44 @@ def test_plan_keeps_sal_and_avoids_sibling_rack_and_failed_hosts():
     assert out['member'] in ('h2', 'h3', 'h4')    # not the sibling's rack
     assert out['plain'] not in ('h1', 'h6')       # failed / down hosts
     assert len(set(out.values())) == 3            # spread
+
+
+def test_sibling_moved_by_a_just_closed_recovery_is_avoided():
+    """Two hosts fail one after the other, one group member on each. The
+    first member's recovery closes (journal done on h5) before the second
+    one's plan, inside member_cache_seconds: the plan must see the member
+    on h5 (the journal), not on its failed host (the cached server list),
+    or it sends the second member next to it and the scheduler refuses.
+    (CI: test_group_members_on_failed_hosts_all_recovered, attempts 2.)"""
+    hosts = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6']
+    aggs = [{'name': 'r%d' % r, 'hosts': ['h%d' % (2 * r - 1), 'h%d' % (2 * r)],
+             'metadata': {'ha:rack': 'r%d' % r}} for r in (1, 2, 3)]
+    up = types.SimpleNamespace(state='up', status='enabled',
+                               forced_down=False)
+    down = types.SimpleNamespace(state='down', status='enabled',
+                                 forced_down=False)
+    first = item('a', group='g')
+    p = planner_for([first], hosts, aggs, groups={'g': ['a', 'b1']},
+                    servers={'a': 'h1', 'b1': 'h3'},
+                    states={'h1': types.SimpleNamespace(state='FENCED')},
+                    services={h: (up if h == 'h5' else down) for h in hosts})
+    assert p.targets(types.SimpleNamespace(host='h1'), [first]) == {
+        'a': 'h5'}
+    # a is done on h5 and its recovery closed; h3 fails, b7 is next. The
+    # server list read for a's plan (a on h1) is still within the cache.
+    done = types.SimpleNamespace(**dict(vars(first), state='done',
+                                        attempts=1, dest_host='h5',
+                                        finished_at=datetime.datetime.now(
+                                            datetime.timezone.utc)))
+    second = item('b1', group='g')
+    p.engine.journal = FakeJournal([second], {
+        'h1': types.SimpleNamespace(state='RECOVERED'),
+        'h3': types.SimpleNamespace(state='FENCED')})
+    p.engine.journal.closed = [done]
+    p.engine.services = {h: (down if h in ('h1', 'h3') else up)
+                         for h in hosts}
+    out = p.targets(types.SimpleNamespace(host='h3'), [second])
+    assert out['b1'] in ('h2', 'h4'), out     # not a's rack r3
 
 
 def test_retries_are_not_planned():
