@@ -111,7 +111,7 @@ def instance_of(uuid, name, host, flavor, hints, group, levels, problems,
         group=group, rules=rules if group else [], name=name)
 
 
-def _paged(get, path, key, version=COMPUTE_VERSION):
+def paged(get, path, key, version=COMPUTE_VERSION):
     """Every item of a paginated Nova list (follows ``<key>_links``)."""
     out = []
     url = path
@@ -146,7 +146,7 @@ def from_api(compute_get, placement_get, levels=topology.DEFAULT_LEVELS,
                                              levels=levels,
                                              default_az=default_az)
     problems += [str(c) for c in topo.conflicts] + topo.problems
-    hypervisors = _paged(compute_get, '/os-hypervisors/detail',
+    hypervisors = paged(compute_get, '/os-hypervisors/detail',
                          'hypervisors', HYPERVISOR_VERSION)
     free = {}
     for hv in hypervisors:
@@ -172,13 +172,13 @@ def from_api(compute_get, placement_get, levels=topology.DEFAULT_LEVELS,
             name, free.get(name, (0, 0, 0)),
             sal=info.sal if info else None,
             domains=dict(info.domains) if info else {}, enabled=enabled))
-    groups = _paged(compute_get, '/os-server-groups?all_projects=True',
+    groups = paged(compute_get, '/os-server-groups?all_projects=True',
                     'server_groups')
     member_of = {}
     for g in groups:
         for m in g.get('members') or ():
             member_of[m] = g
-    servers = _paged(compute_get, '/servers/detail?all_tenants=1',
+    servers = paged(compute_get, '/servers/detail?all_tenants=1',
                      'servers')
     instances = []
     for s in servers:
@@ -212,10 +212,10 @@ def compute_getter(sess, endpoint=None, endpoint_filter=None,
     return compute_get
 
 
-def placement_getter(sess, conf, endpoint_filter):
+def placement_getter(sess, conf, endpoint_filter, version=PLACEMENT_VERSION):
     def placement_get(path):
         kwargs = {'headers': {
-            'OpenStack-API-Version': 'placement %s' % PLACEMENT_VERSION}}
+            'OpenStack-API-Version': 'placement %s' % version}}
         if conf.capacity.placement_endpoint:
             return sess.get(conf.capacity.placement_endpoint.rstrip('/')
                             + path, **kwargs).json()

@@ -26,7 +26,10 @@ The plan:
 
 - eligible hosts: nova-compute up, enabled, not forced down, journal host
   state OK (never a host being recovered), certified for the instance's
-  SAL (``ha:sal``, the SALFilter's rule);
+  SAL (``ha:sal``, the SALFilter's rule), and not marked
+  COMPUTE_STATUS_DISABLED in placement (a host enabled again keeps that
+  trait until its nova-compute syncs it, and nova's scheduler asks
+  placement for providers without it: a plan there is always refused);
 - at most ``[recovery_placement] max_per_host`` instances per host from
   one failure (every recovery open at once counts as one failure); 0
   derives it: ceil(instances to recover / eligible hosts);
@@ -56,6 +59,9 @@ from nova_ha import topology as topology_mod
 LOG = logging.getLogger(__name__)
 
 PLANNED = 'planned'       # marker in the evacuate step's detail
+# Nova's compute_status_filter asks placement for providers without it.
+DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
+DISABLED_TRAIT_VERSION = '1.18'    # ?required=<trait>
 # Evacuators may run on other control nodes: a journal time this close to
 # a server list's read may come from a clock a little ahead or behind.
 CLOCK_SLACK = datetime.timedelta(seconds=2)
@@ -94,6 +100,10 @@ class Planner:
         # planner asked for (the journal's evacuate step keeps it too).
         self.planned = {}
         self._members = None      # (read at, {uuid: host}, {group: [uuid]})
+        self._disabled = None     # (read at, {host}) COMPUTE_STATUS_DISABLED
+        # () -> {host}: the hosts placement marks disabled (tests replace it).
+        self.disabled_source = self._read_disabled
+        self._disabled_unreadable = False
 
     # -- the plan ------------------------------------------------------------
     def targets(self, rec, items):
@@ -117,12 +127,14 @@ class Planner:
         if not first or topo is None:
             return {}
         states = journal.host_state_map()
+        disabled = self._disabled_hosts()
         eligible = sorted(
             h for h, svc in eng.services.items()
             if getattr(svc, 'state', 'up') == 'up'
             and getattr(svc, 'status', 'enabled') == 'enabled'
             and not getattr(svc, 'forced_down', False)
             and getattr(states.get(h), 'state', 'OK') == 'OK'
+            and h not in disabled
             and h in topo)
         if not eligible:
             return {}
@@ -244,6 +256,59 @@ class Planner:
         members = {m: (m, hosts.get(m)) for g in groups.values() for m in g}
         return members, groups
 
+    def _disabled_hosts(self):
+        """{host} whose placement provider has COMPUTE_STATUS_DISABLED,
+        reused for member_cache_seconds; empty if placement cannot be read
+        (the scheduler still judges every plan)."""
+        now = self.clock()
+        cached = self._disabled
+        if cached is not None and now - cached[0] <= \
+                self.opts.member_cache_seconds:
+            return cached[1]
+        try:
+            hosts = frozenset(self.disabled_source())
+        except Exception as exc:   # noqa: BLE001 -- advice only
+            # Said once at WARNING (a cloud without a reachable placement
+            # endpoint would say it with every plan otherwise).
+            (LOG.debug if self._disabled_unreadable else LOG.warning)(
+                'recovery placement: cannot read the disabled compute '
+                'providers from placement (%s); planning without them '
+                '([capacity] placement_endpoint, or the service catalog of '
+                'the [nova] credentials)', exc)
+            self._disabled_unreadable = True
+            hosts = frozenset()
+        self._disabled = (now, hosts)
+        return hosts
+
+    def _read_disabled(self):
+        """One placement call (providers with the trait); the hypervisor
+        list that maps them to hosts only when there are any."""
+        from nova_ha.capacity import collect
+        nova = self.engine.ops.nova
+        conf = self.engine.conf
+        sess = nova.client.session
+        placement_get = collect.placement_getter(sess, conf, {
+            'service_type': 'placement',
+            'interface': conf.nova.endpoint_type,
+            'region_name': conf.nova.region_name},
+            version=DISABLED_TRAIT_VERSION)
+        rps = placement_get('/resource_providers?required=%s'
+                            % DISABLED_TRAIT).get('resource_providers', [])
+        if not rps:
+            return set()
+        uuids = {rp['uuid'] for rp in rps}
+        compute_get = collect.compute_getter(
+            sess, endpoint=nova.client.get_endpoint())
+        # At 2.53 a hypervisor's id is its compute node's uuid, which is
+        # its resource provider's uuid.
+        return {(hv.get('service') or {}).get('host')
+                or hv.get('hypervisor_hostname')
+                for hv in collect.paged(compute_get,
+                                        '/os-hypervisors/detail',
+                                        'hypervisors',
+                                        collect.HYPERVISOR_VERSION)
+                if hv.get('id') in uuids}
+
     # -- the fallback --------------------------------------------------------
     def refused(self, rec, item):
         """True if the evacuation that just failed went to a planned host
@@ -260,7 +325,13 @@ class Planner:
                     return '(%s)' % PLANNED in (entry.detail or '')
         except Exception:   # noqa: BLE001 -- then it was not planned
             LOG.exception('reading the timeline of recovery %s', rec.id)
-        return False
+            return False
+        # No step: the leader that made the call died before recording
+        # Nova's answer, so whether it named a host is unknown. A first
+        # attempt is planned whenever planning is on: evacuate it again
+        # with no host (the scheduler's own choice) rather than give up
+        # on a refusal that may have been of our plan only.
+        return bool(self.opts.plan_targets) and item.attempts == 1
 
 
 def _utcnow():

@@ -365,7 +365,7 @@ class SimCloud:
                 # (--nova processes: the API process serves itself.)
                 self._servers.append(sim_http.serve_nova_api(
                     self.stack.api_fixture.app(), self.api_port, self.token,
-                    PROJECT_ID))
+                    PROJECT_ID, placement_get=self._placement_get()))
             for host in self.hosts.values():
                 host.bmc.spawn()
             for host in self.hosts.values():
@@ -380,6 +380,26 @@ class SimCloud:
         self.write_state()
         LOG.info('simulated cloud up in %.1f s', time.monotonic() - t0)
         return self
+
+    def _placement_get(self):
+        """(url, version) -> requests response of the in-process placement
+        (nova's PlacementFixture), or None."""
+        fixture = getattr(self.stack, 'placement_fixture', None) or \
+            getattr(getattr(self.stack, 'placement', None), 'fixture', None)
+        if fixture is None:
+            return None
+        return lambda url, version: fixture._fake_get(None, url,
+                                                      version=version)
+
+    @property
+    def placement_endpoint(self):
+        """The placement API as the evacuators reach it, or None (--nova
+        processes: its placement admits only nova's own admin token)."""
+        if self.nova_kind == 'processes':
+            return None
+        from nova_ha.sim import http as sim_http
+        return 'http://127.0.0.1:%d%s' % (self.api_port,
+                                          sim_http.PLACEMENT_PATH)
 
     def _new_stack(self):
         if self.nova_kind == 'inprocess':
@@ -565,6 +585,12 @@ class SimCloud:
                 'endpoint = %s' % self.api_endpoint,
                 'token = %s' % self.token,
                 '',
+            ] + ([
+                '[capacity]',
+                '# (the sim has no service catalog)',
+                'placement_endpoint = %s' % self.placement_endpoint,
+                '',
+            ] if self.placement_endpoint else []) + [
                 '[heartbeat]',
                 'planes = %s' % ','.join(PLANES),
                 'key_file = %s' % key_file,

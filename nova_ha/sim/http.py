@@ -132,7 +132,41 @@ def token_auth(app, token, project_id):
     return middleware
 
 
-def serve_nova_api(app, port, token, project_id):
+#: Where the in-process sim answers placement reads (below).
+PLACEMENT_PATH = '/placement'
+
+
+def placement_reads(app, placement_get):
+    """Serve GETs under PLACEMENT_PATH from the in-process placement (nova's
+    fixture answers only inside the sim's process): what the evacuator's
+    recovery placement and ``nova-ha capacity check`` read, through
+    ``[capacity] placement_endpoint``. Writes stay Nova's own."""
+    def middleware(environ, start_response):
+        path = environ.get('PATH_INFO', '')
+        if not path.startswith(PLACEMENT_PATH):
+            return app(environ, start_response)
+        if environ['REQUEST_METHOD'] != 'GET':
+            return _json(start_response, '405 Method Not Allowed', {
+                'error': {'code': 405, 'message': 'the sim serves placement '
+                          'reads only'}})
+        url = path[len(PLACEMENT_PATH):] or '/'
+        if environ.get('QUERY_STRING'):
+            url += '?' + environ['QUERY_STRING']
+        version = environ.get('HTTP_OPENSTACK_API_VERSION', '')
+        version = version.split()[-1] if version.startswith('placement ') \
+            else None
+        resp = placement_get(url, version)
+        start_response('%d %s' % (resp.status_code, resp.reason or ''), [
+            ('Content-Type', resp.headers.get('Content-Type',
+                                              'application/json')),
+            ('Content-Length', str(len(resp.content)))])
+        return [resp.content]
+    return middleware
+
+
+def serve_nova_api(app, port, token, project_id, placement_get=None):
+    if placement_get is not None:
+        app = placement_reads(app, placement_get)
     return serve(token_auth(app, token, project_id), port)
 
 

@@ -270,3 +270,32 @@ def test_refuses_to_start_with_unknown_plane(sim_only, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert 'backup' in res.stderr
+
+
+def test_recovery_plan_leaves_out_hosts_placement_marks_disabled(sim_only):
+    """Issue 14: a host whose placement provider has COMPUTE_STATUS_DISABLED
+    (nova's scheduler asks placement for providers without it) is read
+    through the evacuator's own configuration and left out of the plan."""
+    import types
+
+    from oslo_config import cfg
+
+    import nova_ha.conf
+    from nova_ha import nova_api
+    from nova_ha.evacuator import placement_plan
+    sim = sim_only
+    conf = cfg.ConfigOpts()
+    nova_ha.conf.register_opts(conf)
+    conf(['--config-file', sim.state['evacuator_configs'][0]],
+         project='nova-ha-test')
+    engine = types.SimpleNamespace(conf=conf, ops=types.SimpleNamespace(
+        nova=nova_api.client(conf=conf)))
+    planner = placement_plan.Planner(engine)
+    assert planner._read_disabled() == set()
+    svc = compute_service(sim, 'compute02')
+    sim.nova.services.disable(svc.id)
+    procs.wait_for(lambda: planner._read_disabled() == {'compute02'}, 30,
+                   interval=0.2, what='compute02 disabled in placement')
+    sim.nova.services.enable(svc.id)
+    procs.wait_for(lambda: planner._read_disabled() == set(), 30,
+                   interval=0.2, what='compute02 enabled in placement')

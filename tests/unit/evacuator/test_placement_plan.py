@@ -184,6 +184,36 @@ def test_refusal_after_a_leader_change_read_from_the_journal(tmp_path,
     assert not fresh.refused(rec, item2)
 
 
+def test_refusal_of_a_call_its_leader_never_recorded(tmp_path, closing):
+    """kill -9 of the leader between the evacuate call and its journal
+    step (CI: test_leader_killed_at_random_moments, an instance left in
+    no_valid_host): the new leader cannot tell whether the first attempt
+    named a host, so a refusal of it is evacuated again with no host; a
+    later attempt (never planned) is not."""
+    ops = PlacingOps(count=1)
+    cloud, rec, items = run(tmp_path, ops)
+    closing(cloud)
+    (item,) = items
+    # As if the leader died before writing the step.
+    cloud.journal.forget_steps(rec.id, ['evacuate:%s' % item.instance_uuid],
+                               epoch=cloud.ev.epoch)
+    other = rec
+    fresh = placement_plan.Planner(cloud.ev)
+    first = types.SimpleNamespace(instance_uuid=item.instance_uuid,
+                                  attempts=1)
+    assert fresh.refused(other, first)
+    second = types.SimpleNamespace(instance_uuid=item.instance_uuid,
+                                   attempts=2)
+    assert not fresh.refused(other, second)
+    cloud.ev.conf.set_override('plan_targets', False,
+                               group='recovery_placement')
+    try:
+        assert not placement_plan.Planner(cloud.ev).refused(other, first)
+    finally:
+        cloud.ev.conf.clear_override('plan_targets',
+                                     group='recovery_placement')
+
+
 # -- the plan's own rules (a pure planner on a stand-in engine) ----------------
 
 class FakeJournal:
@@ -302,6 +332,26 @@ def test_sibling_moved_by_a_just_closed_recovery_is_avoided():
                          for h in hosts}
     out = p.targets(types.SimpleNamespace(host='h3'), [second])
     assert out['b1'] in ('h2', 'h4'), out     # not a's rack r3
+
+
+def test_hosts_placement_marks_disabled_are_not_planned():
+    """A host enabled again keeps COMPUTE_STATUS_DISABLED on its placement
+    provider until its nova-compute syncs it; nova's scheduler refuses it
+    meanwhile, so the plan leaves it out (and plans without the trait
+    when placement cannot be read)."""
+    hosts = ['h1', 'h2', 'h3']
+    items = [item('a'), item('b'), item('c')]
+    p = planner_for(items, hosts, [])
+    p.disabled_source = lambda: {'h2'}
+    out = p.targets(types.SimpleNamespace(host='h9'), items)
+    assert set(out.values()) == {'h1', 'h3'}, out
+
+    def broken():
+        raise IOError('placement unreachable')
+    q = planner_for(items, hosts, [])
+    q.disabled_source = broken
+    out = q.targets(types.SimpleNamespace(host='h9'), items)
+    assert set(out.values()) == {'h1', 'h2', 'h3'}, out
 
 
 def test_retries_are_not_planned():
