@@ -511,15 +511,19 @@ class Evacuations:
                      view.task_state)
             return False
         if view.recovered_from(rec.host):
-            if self.ev.journal.transition_item(
-                    rec.id, item.instance_uuid, ('pending',), 'done',
-                    dest_host=view.host, epoch=self.ev.epoch):
-                self.ev.step(rec.id, 'active:%s' % item.instance_uuid,
-                             detail='%s on %s (%s; moved by an earlier '
-                             'attempt)' % (item.name, view.host,
-                                           view.status))
+            self._moved_earlier(rec, item, view, 'pending')
             return False
         return True
+
+    def _moved_earlier(self, rec, item, view, state):
+        """Nova shows the instance recovered by an earlier attempt: the
+        item (in ``state``) is done there."""
+        if self.ev.journal.transition_item(
+                rec.id, item.instance_uuid, (state,), 'done',
+                dest_host=view.host, epoch=self.ev.epoch):
+            self.ev.step(rec.id, 'active:%s' % item.instance_uuid,
+                         detail='%s on %s (%s; moved by an earlier attempt)'
+                         % (item.name, view.host, view.status))
 
     def start(self, rec):
         ev = self.ev
@@ -595,13 +599,7 @@ class Evacuations:
             return False
         view = ServerView.of(server)
         if view.recovered_from(rec.host):
-            if self.ev.journal.transition_item(
-                    rec.id, item.instance_uuid, ('evacuating',), 'done',
-                    dest_host=view.host, epoch=self.ev.epoch):
-                self.ev.step(rec.id, 'active:%s' % item.instance_uuid,
-                             detail='%s on %s (%s; moved by an earlier '
-                             'attempt)' % (item.name, view.host,
-                                           view.status))
+            self._moved_earlier(rec, item, view, 'evacuating')
             return True
         if view.task_state is not None:
             LOG.info('evacuate of %s refused while Nova shows task state '
