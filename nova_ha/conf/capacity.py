@@ -57,8 +57,11 @@ OPTS = [
                       '0 reads it for every request (exact; the plan is '
                       'still computed once per request, never per host).'),
     cfg.StrOpt('placement_endpoint',
-               help='nova-ha capacity check: placement API URL, when the '
-                    'service catalog of the [nova] credentials has none.'),
+               help='Placement API URL, when the service catalog of the '
+                    '[nova] credentials has none: read by nova-ha capacity '
+                    'check, the evacuator\'s capacity check before fencing '
+                    'and its recovery placement (hosts marked '
+                    'COMPUTE_STATUS_DISABLED).'),
 ]
 
 
