@@ -269,6 +269,9 @@ def settle(sim, j, hosts):
         return_host(sim, j, state.host)
 
 
+# RUNS host failures in one test: ~20 s each on a quiet machine, several
+# times that when the machine is shared.
+@pytest.mark.timeout(120 + 60 * RUNS)
 @pytest.mark.parametrize('batch', [1, 2])
 def test_leader_killed_at_random_moments(cloud, tmp_path, batch):
     """kill -9 of the leader at a random moment of a host failure's
