@@ -65,6 +65,11 @@ from nova_ha.journal import models
 LOG = logging.getLogger(__name__)
 
 SPEC = 'ha:instance_recovery'
+# An image's ha:instance_recovery is reused this long (image properties
+# rarely change, and an outage should not wait for the Image service).
+IMAGE_POLICY_TTL = 300.0
+# After the Image service could not be read, it is asked again after this.
+IMAGE_RETRY_AFTER = 60.0
 RESTART = 'restart'
 REBUILD = 'rebuild-elsewhere'
 NONE = 'none'
@@ -154,8 +159,8 @@ class InstanceHA:
         self._suspect = {}         # host -> evidence text last raised
         self._evidence_memo = {}   # host -> (signature, evidence)
         self._drained = set()
-        self._image_policy = {}    # image id -> policy or None
-        self._image_lookup_ok = True
+        self._image_policy = {}    # image id -> (property or None, read at)
+        self._image_retry_at = float('-inf')   # Image service unreadable
         # (uuid, kind, crash wall time, heard wall, acted wall, recovered
         # wall): the benchmark's and tests' record of what happened.
         self.history = collections.deque(maxlen=100000)
@@ -354,32 +359,54 @@ class InstanceHA:
             LOG.warning('instance %s: flavor extra spec %s=%r is not one '
                         'of %s; using the default', server.id, SPEC, value,
                         ', '.join(POLICIES))
-        value = self._image_value(server)
+        image_id, value = self._image_value(server)
         if value in POLICIES:
             return value, 'image'
+        if value is not None:
+            LOG.warning('instance %s: image %s property %s=%r is not one of '
+                        '%s; using the default', server.id, image_id, SPEC,
+                        value, ', '.join(POLICIES))
         return self.opts.default_recovery, '[instance_ha] default_recovery'
 
     def _image_value(self, server):
+        """(image id, its ha:instance_recovery property or None), read from
+        the Image service and reused for IMAGE_POLICY_TTL seconds. When the
+        Image service cannot be read, the last value read (or None: the
+        flavor and the default rule) stands, and it is asked again after
+        IMAGE_RETRY_AFTER seconds -- an outage is never held up by it."""
         image = getattr(server, 'image', None)
         image_id = image.get('id') if isinstance(image, dict) else None
-        if not image_id or not self._image_lookup_ok:
-            return None
-        if image_id in self._image_policy:
-            return self._image_policy[image_id]
-        value = None
+        if not image_id:
+            return None, None     # booted from a volume
+        now = self.clock()
+        cached = self._image_policy.get(image_id)
+        if cached is not None and (now - cached[1] < IMAGE_POLICY_TTL
+                                   or now < self._image_retry_at):
+            return image_id, cached[0]
+        if now < self._image_retry_at:
+            return image_id, None
+        problem = None
         try:
             resp = self.nova.client.session.get(
                 '/v2/images/%s' % image_id,
                 endpoint_filter={'service_type': 'image'}, raise_exc=False)
             if resp.status_code == 200:
                 value = resp.json().get(SPEC)
+            elif resp.status_code == 404:
+                value = None      # deleted since: the flavor and default
+            else:
+                problem = 'HTTP %s' % resp.status_code
         except Exception as exc:   # noqa: BLE001 -- the flavor still rules
-            LOG.warning('instance HA: cannot read image properties from '
-                        'the Image service (%s); only the flavor extra spec '
-                        '%s and the default apply', exc, SPEC)
-            self._image_lookup_ok = False
-        self._image_policy[image_id] = value
-        return value
+            problem = str(exc) or type(exc).__name__
+        if problem is not None:
+            LOG.warning('instance HA: cannot read image %s from the Image '
+                        'service (%s); the flavor extra spec %s and the '
+                        'default apply until it is asked again in %.0f s',
+                        image_id, problem, SPEC, IMAGE_RETRY_AFTER)
+            self._image_retry_at = now + IMAGE_RETRY_AFTER
+            return image_id, cached[0] if cached is not None else None
+        self._image_policy[image_id] = (value, now)
+        return image_id, value
 
     def restarts_since(self, uuid, since):
         """Restarts nova-ha ordered for `uuid` since `since` (journal)."""
