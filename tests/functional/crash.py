@@ -72,23 +72,9 @@ def judge(sim, j, victim, rec, healthy, names):
 
 
 def boot_many(sim, name, host, count, tries=4):
-    """``count`` servers on ``host`` (forced), one request; retried after a
-    pause when the loaded machine made Nova think the host down
-    (NoValidHost) or the boot slow."""
-    for attempt in range(tries):
-        try:
-            return procs.boot(sim, name, count=count, host=host,
-                              timeout=240)
-        except AssertionError:
-            if attempt == tries - 1:
-                raise
-            for s in sim.nova.servers.list():
-                if s.name.startswith(name):
-                    s.delete()
-            procs.wait_for(lambda: not [s for s in sim.nova.servers.list()
-                                        if s.name.startswith(name)], 120,
-                           what='failed boot cleaned up')
-            time.sleep(10.0)
+    """``count`` servers on ``host`` (forced), one request, retried."""
+    return procs.boot_retried(sim, name, count, host=host, tries=tries,
+                              timeout=240, pause=10.0, cleanup_timeout=120)
 
 
 def where_stuck(j, victim, known):

@@ -161,6 +161,26 @@ def boot(sim, name, count=1, flavor=None, hints=None, host=None,
     return wait_for(ready, timeout, what='%d x %s ACTIVE' % (count, name))
 
 
+def boot_retried(sim, name, count, host=None, tries=3, timeout=60,
+                 pause=2.0, cleanup_timeout=30):
+    """:func:`boot`, retried after a pause: on a heavily shared machine a
+    starved sim can report its computes down for a moment (NoValidHost)
+    or boot slowly. A failed try's servers are deleted first."""
+    for attempt in range(tries):
+        try:
+            return boot(sim, name, count=count, host=host, timeout=timeout)
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+            for s in sim.nova.servers.list():
+                if s.name.startswith(name):
+                    s.delete()
+            wait_for(lambda: not [s for s in sim.nova.servers.list()
+                                  if s.name.startswith(name)],
+                     cleanup_timeout, what='failed boot cleaned up')
+            time.sleep(pause)
+
+
 def placement(sim):
     return {s.name: getattr(s, 'OS-EXT-SRV-ATTR:host')
             for s in sim.nova.servers.list()}

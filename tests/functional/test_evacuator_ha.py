@@ -242,21 +242,7 @@ def assert_no_secrets_logged(sim, texts):
 
 
 def boot_on(sim, name, host, count):
-    """procs.boot, retried: on this heavily shared machine a starved sim
-    can report its computes down for a moment (NoValidHost)."""
-    for attempt in range(3):
-        try:
-            return procs.boot(sim, name, count=count, host=host)
-        except AssertionError:
-            if attempt == 2:
-                raise
-            for s in sim.nova.servers.list():
-                if s.name.startswith(name):
-                    s.delete()
-            procs.wait_for(lambda: not [s for s in sim.nova.servers.list()
-                                        if s.name.startswith(name)], 30,
-                           what='failed boot cleaned up')
-            time.sleep(2.0)
+    return procs.boot_retried(sim, name, count, host=host)
 
 
 def settle(sim, j, hosts):
