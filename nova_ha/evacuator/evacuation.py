@@ -41,6 +41,9 @@ LOG = logging.getLogger(__name__)
 AUDIT_INTERVAL = 60.0
 # A stuck evacuation's alarm is refreshed at most this often.
 STUCK_REFRESH = 30.0
+# An evacuation's migration status set by nova-conductor when scheduling
+# it failed (computes set 'failed').
+SCHEDULING_FAILED = 'error'
 # Server statuses of an instance that an evacuation has put down for good.
 SETTLED = ('ACTIVE', 'SHUTOFF')
 # Nova truncates created_at filters to the second; our clocks and Nova's
@@ -298,13 +301,20 @@ class Evacuations:
                 and view.task_state is None)):
             if view is _UNKNOWN or view.task_state is not None:
                 return   # Nova still unwinds it: never re-issue over it
-            if 'No valid host' in view.fault and placement_plan.planner(
-                    ev).refused(rec, item):
+            # nova-conductor marks an evacuation's migration 'error' only
+            # when scheduling it failed (No valid host, the placement
+            # claim): it never reached a compute (computes mark 'failed').
+            # The fault may not be readable yet when the status is.
+            unscheduled = 'No valid host' in view.fault or (
+                mig is not None and mig.status == SCHEDULING_FAILED)
+            if unscheduled and placement_plan.planner(ev).refused(rec, item):
                 # issue 14: the scheduler refused the planned host: again
                 # with no host (the scheduler chooses).
                 ev.journal.transition_item(
                     rec.id, item.instance_uuid, ('evacuating',), 'pending',
-                    last_error='planned host refused: %s' % view.fault,
+                    last_error='planned host refused: %s' % (
+                        view.fault or 'migration %s %s' % (mig.id,
+                                                           mig.status)),
                     epoch=ev.epoch)
                 return
             if 'No valid host' in view.fault:

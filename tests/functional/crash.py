@@ -17,7 +17,6 @@ outcome is judged on Nova's word and the journal's, and must agree:
 import collections
 import time
 
-from nova_ha.evacuator import nova_ops
 from tests.functional import procs
 from tests.functional import test_evacuator_ha as ha
 
@@ -56,8 +55,7 @@ def judge(sim, j, victim, rec, healthy, names):
     migs = ha.evacuations(sim, victim, rec.detected_at)
     for item in items:
         statuses = migs.get(item.instance_uuid, [])
-        if len(statuses) != 1 or statuses[0] not in \
-                nova_ops.MIGRATION_DONE:
+        if not ha.one_evacuation(item, statuses):
             problems.append(('not one done evacuation',
                              '%s evacuated %r' % (item.name, statuses)))
         if item.state == 'done' and \

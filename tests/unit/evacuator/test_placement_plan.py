@@ -27,12 +27,14 @@ class PlacingOps(harness.Ops):
     ``refuse`` (then error, No valid host)."""
 
     def __init__(self, count=20, refuse=(), default='c2', refuse_any=False,
-                 racks=None):
+                 racks=None, fault_lags=False):
         self.uuids = ['u%02d' % i for i in range(count)]
         super().__init__(harness.HOSTS, {'c1': self.uuids})
         self.refuse = set(refuse)
         self.default = default
         self.refuse_any = refuse_any
+        # Nova shows the ERROR status before the fault is readable.
+        self.fault_lags = fault_lags
         self.racks = racks
         self.asked = []          # (uuid, host or None)
 
@@ -77,7 +79,8 @@ class PlacingOps(harness.Ops):
             'id': uuid, 'status': 'ERROR' if refused else 'ACTIVE',
             'OS-EXT-SRV-ATTR:host': 'c1' if refused else dest,
             'OS-EXT-STS:task_state': None,
-            'fault': {'message': NO_VALID_HOST if refused else ''}})
+            'fault': {'message': NO_VALID_HOST if refused
+                      and not self.fault_lags else ''}})
 
 
 def run(tmp_path, ops, **overrides):
@@ -157,6 +160,20 @@ def test_refused_plan_is_evacuated_again_with_no_host(tmp_path, closing):
     steps = {t.step: t.detail for t in cloud.journal.timeline(rec.id)}
     assert '(planned)' in steps['evacuate:%s' % ops.uuids[0]]
     assert '(planned)' not in steps['evacuate:%s#2' % ops.uuids[0]]
+
+
+def test_refused_plan_known_by_its_migration_status(tmp_path, closing):
+    """The server is in ERROR with no fault readable yet (Nova writes the
+    status first): the migration's 'error' (set by nova-conductor only when
+    scheduling failed) is enough to know the plan was refused (soak run:
+    the item went through the generic retry instead)."""
+    ops = PlacingOps(count=3, refuse={'c2', 'c3', 'c4'}, default='c4',
+                     fault_lags=True)
+    cloud, rec, items = run(tmp_path, ops)
+    closing(cloud)
+    assert {(i.state, i.dest_host) for i in items} == {('done', 'c4')}
+    assert all(i.last_error.startswith('planned host refused: migration')
+               for i in items), [i.last_error for i in items]
 
 
 def test_no_valid_host_without_a_plan_still_alarms(tmp_path, closing):
