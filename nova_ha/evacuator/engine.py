@@ -42,6 +42,18 @@ Per open recovery:
 An exception in one recovery's step is recorded on that recovery
 (failures, retry_at, last_error) and it backs off; the others go on.
 
+This module is the loop and the per-host glue; each concern has its own
+module, composed here with a back-reference to the Evacuator:
+
+- nova_ha.evacuator.detection: a host's condition, this evacuator's stalls;
+- nova_ha.evacuator.guard: the mass-failure guard's verdict (pure);
+- nova_ha.evacuator.fencing_step: step 1 (``FencingStep``, the last look);
+- nova_ha.evacuator.flapping: a host that answers again (``Flapping``);
+- nova_ha.evacuator.evacuation: steps 3-5 (``Evacuations``);
+- nova_ha.evacuator.notifications: alarms, steps, notifications;
+- nova_ha.evacuator.leader: the election (tooz lock); the term's glue
+  (``acting``, ``stand_down``, ``_assert_leader``) stays here.
+
 High availability (nova_ha.evacuator.leader): with a LeaderElector, only
 the leader reconciles; ``self.epoch`` is its journal Epoch, carried by
 every journal write. A standby keeps receiving heartbeats and does nothing
@@ -58,15 +70,17 @@ nova_ha.evacuator.evacuation).
 """
 
 import concurrent.futures
-import dataclasses
 import datetime
 import logging
 import threading
 import time
 
 from nova_ha.evacuator import detection
-from nova_ha.evacuator import guard as guard_mod
 from nova_ha.evacuator import evacuation
+from nova_ha.evacuator import fencing_step
+from nova_ha.evacuator import flapping
+from nova_ha.evacuator import guard as guard_mod
+from nova_ha.evacuator import notifications
 from nova_ha.capacity import recovery as capacity_recovery
 from nova_ha.evacuator import nova_ops
 from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
@@ -87,7 +101,7 @@ EVERYONE_SILENT_KEY = 'SELF_CHECK|everyone-silent'
 GUARD_ALARM_KEY = 'MASS_FAILURE_GUARD|cloud'
 # A host whose every plane is silent for more than this share of its
 # window is SUSPECT for the guard (a burst being judged together).
-SUSPECT_FRACTION = 0.5
+SUSPECT_FRACTION = guard_mod.SUSPECT_FRACTION
 
 # Per-recovery error isolation (a Kubernetes controller's per-key
 # requeue): a recovery whose step raised is tried again after
@@ -95,10 +109,9 @@ SUSPECT_FRACTION = 0.5
 RETRY_BASE = 0.5
 RETRY_MAX = 30.0
 # An unchanged PARTITION or SERVICE_DOWN is written to the journal (host
-# state, alarm refreshed) on entry and then at most this often: a
-# level-triggered loop must not write every host every pass. A new term
-# writes at once (its memory of what it wrote starts empty).
-ALARM_REFRESH = 30.0
+# state, alarm refreshed) on entry and then at most this often
+# (nova_ha.evacuator.notifications).
+ALARM_REFRESH = notifications.ALARM_REFRESH
 
 _UNSET = object()
 
@@ -133,7 +146,6 @@ class Evacuator:
         self._refresh_started = None
         self._refresh_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='nova-hosts')
-        self._fencing = {}            # host -> Future
         self._listed = set()          # recovery ids whose items are listed
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix='fence')
@@ -147,7 +159,6 @@ class Evacuator:
         self.term_started = None      # wall time this evacuator took over
         self.takeovers = 0
         self._conditions = {}          # host -> condition, this pass
-        self._rec_host = {}            # recovery id -> host (notifications)
         self._pass = {}                # memo of one reconcile pass
         self._steady = {}              # host -> ((condition, detail), at)
         self._unknown = set()          # heard from, not in Nova's list
@@ -157,6 +168,10 @@ class Evacuator:
         self._verdict = guard_mod.Verdict()   # the guard's, this pass
         self._guard_alarm = None       # True/False: the cloud alarm is up
         self._opened = {}              # recovery id -> monotonic open time
+        # The steps of a recovery, each in its own module.
+        self.notifications = notifications.Notifications(self)
+        self.flapping = flapping.Flapping(self)
+        self.fencing_step = fencing_step.FencingStep(self)
         self.evacuations = evacuation.Evacuations(self)
         # Issue 17: nova_ha.evacuator.instance_ha.InstanceHA, or None.
         self.instance_ha = None
@@ -288,62 +303,19 @@ class Evacuator:
             return utcnow()
         return utcnow() - datetime.timedelta(seconds=now - max(seen))
 
-    # -- alarms --------------------------------------------------------------
+    # -- alarms and notifications (nova_ha.evacuator.notifications) ----------
+    # Called by the other steps' modules (evacuation, instance_ha,
+    # capacity.recovery) as the evacuator's own.
     def alarm(self, type_, severity, message, host=None, extra=None, **kw):
-        """Raise (or refresh) an alarm; ``extra``: more payload keys of
-        its notification."""
-        loc = self.location(host) if host else {}
-        alarm, created = self.journal.raise_alarm(
-            type_, severity, message, host=host, epoch=self.epoch,
-            **loc, **kw)
-        if created and self.metrics is not None:
-            self.metrics.observe_alarm(type_, severity)
-        if created:
-            LOG.log(logging.CRITICAL if severity == 'CRITICAL'
-                    else logging.WARNING, 'alarm %s %s: %s', severity,
-                    type_, message)
-            self.notify('nova_ha.alarm.%s' % type_.lower(), severity, {
-                'alarm_id': alarm.id, 'type': type_, 'severity': severity,
-                'host': host, 'location': loc, 'message': message,
-                'time': alarm.created_at.isoformat(),
-                **{k: v for k, v in kw.items() if v is not None},
-                **(extra or {})})
-        return alarm
+        return self.notifications.alarm(type_, severity, message, host=host,
+                                        extra=extra, **kw)
 
     def notify(self, event_type, severity, payload):
-        if self.notifier is not None:
-            try:
-                self.notifier.emit(event_type, severity, payload)
-            except Exception:
-                LOG.exception('could not emit %s', event_type)
+        self.notifications.notify(event_type, severity, payload)
 
     def step(self, recovery_id, step, detail=None, duration=None):
-        if self.journal.record_step(recovery_id, step, detail=detail,
-                                    duration=duration, epoch=self.epoch):
-            self.notify_step(recovery_id, step, detail, duration)
-
-    def notify_step(self, recovery_id, step, detail=None, duration=None,
-                    host=None):
-        """``nova_ha.recovery.<step>`` (doc/notifications.md)."""
-        kind = step.split(':')[0]
-        if self.metrics is not None:
-            self.metrics.observe_step(kind, duration, detail)
-        if self.notifier is None:
-            return
-        if host is None:
-            host = self._rec_host.get(recovery_id)
-        if host is None:
-            rec = self.journal.get_recovery(recovery_id)
-            host = rec.host if rec else None
-            self._rec_host[recovery_id] = host
-        instance = step.split(':', 1)[1].split('#')[0] if ':' in step \
-            else None
-        self.notify('nova_ha.recovery.%s' % kind, 'INFO', {
-            'recovery_id': recovery_id, 'step': step, 'type': kind,
-            'severity': 'INFO', 'host': host,
-            'location': self.location(host) if host else {},
-            'instance_uuid': instance, 'detail': detail,
-            'duration': duration, 'time': utcnow().isoformat()})
+        self.notifications.step(recovery_id, step, detail=detail,
+                                duration=duration)
 
     # -- the loop ------------------------------------------------------------
     def run(self, stop_event):
@@ -393,7 +365,9 @@ class Evacuator:
                         getattr(self.epoch, 'epoch', None), reason)
         self.epoch = None
         self.term_started = None
-        self._fencing = {}     # futures of the old term finish on their own
+        # Futures of the old term's power-offs finish on their own.
+        self.fencing_step.forget()
+        self.flapping.forget()
         self._listed = set()
         self._steady = {}
         self._pass = {}
@@ -471,7 +445,7 @@ class Evacuator:
         self.evacuations.poll(due, now)
         self.advance(*due)
         self.evacuations.audit(states, now)
-        self.watch_recovered(states, now)
+        self.flapping.watch_recovered(states, now)
         if self.instance_ha is not None:     # issue 17: instance failures
             self.instance_ha.reconcile(now, seen)
         self._clear_guard_alarm(recs)
@@ -788,7 +762,7 @@ class Evacuator:
                 last = self.failure_time(host, now)
                 self.journal.record_step(rec.id, 'last_heartbeat', at=last,
                                          epoch=self.epoch)
-                self.notify_step(rec.id, 'detected', host=host,
+                self.notifications.notify_step(rec.id, 'detected', host=host,
                                  detail='last heartbeat %s' % last.isoformat(),
                                  duration=max(0.0, (
                                      utcnow() - last).total_seconds()))
@@ -841,7 +815,7 @@ class Evacuator:
         hold back the next host's evacuations."""
         fenced = []
         for rec in recs:
-            got = self._isolated(rec, 'fencing', self._fenced, rec)
+            got = self._isolated(rec, 'fencing', self.fencing_step.fenced, rec)
             if got is None:
                 self._succeeded(rec)      # not fenced yet: nothing more
             elif got is not _FAILED:
@@ -863,19 +837,6 @@ class Evacuator:
                     rec, 'evacuating', self.evacuations.run, rec) \
                     is not _FAILED:
                 self._succeeded(rec)
-
-    def _fenced(self, rec):
-        """The recovery, re-read once its host is fenced; else None."""
-        if rec.fenced_at is None:
-            if not self._fence_step(rec):
-                return None
-            rec = self.journal.get_recovery(rec.id) or rec
-        if self._answers(rec.host, since=rec.fenced_at):
-            # Powered off (confirmed) and running again: powered on by
-            # someone, or the BMC misread. Never a second fence; the
-            # recovery goes on (nova-compute forced down keeps it out).
-            self.returned(rec.host, rec.id, self._phase(rec))
-        return rec
 
     def _prepare_in_nova(self, rec):
         """Nova calls only (run in the API pool): force the host's
@@ -905,7 +866,7 @@ class Evacuator:
             self._listed.add(rec.id)
             if self.journal.record_step(rec.id, 'listed', epoch=self.epoch,
                                         detail='%d instance(s)' % len(items)):
-                self.notify_step(rec.id, 'listed', host=host,
+                self.notifications.notify_step(rec.id, 'listed', host=host,
                                  detail='%d instance(s)' % len(items))
                 skipped = [i['name'] for i in items
                            if i['state'] == 'skipped']
@@ -917,323 +878,7 @@ class Evacuator:
             self.journal.set_host_state(host, 'EVACUATING',
                                         recovery_id=rec.id, epoch=self.epoch)
 
-    def _fence_step(self, rec):
-        """True once the host is fenced (or confirmed by an operator)."""
-        host = rec.host
-        confirmed = [a for a in self.journal.list_fencing_attempts(host=host)
-                     if a.outcome == 'CONFIRMED_BY_OPERATOR'
-                     and a.started_at >= rec.detected_at]
-        if confirmed:
-            self.step(rec.id, 'fenced', detail='confirmed by operator %s'
-                      % confirmed[0].operator)
-            self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
-                                        epoch=self.epoch)
-            return True
-        last = self.journal.last_fencing_attempt(host)
-        future = self._fencing.get(host)
-        if (future is None and last is not None
-                and last.outcome == 'FENCED'
-                and last.started_at >= rec.detected_at):
-            # Fenced by a previous leader (or term) that died before it
-            # recorded the step: carry on, no second power-off.
-            self.step(rec.id, 'fenced', duration=last.duration,
-                      detail='%s: %s' % (last.driver, last.reason))
-            self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
-                                        epoch=self.epoch)
-            return True
-        answers = self._answers(host)
-        if future is not None:
-            if not future.done():
-                if answers:
-                    # The power-off call cannot be taken back: let it
-                    # finish; its outcome decides.
-                    self.returned(host, rec.id, 'fencing')
-                return False
-            del self._fencing[host]
-            result = future.result()
-            if isinstance(result, NotFenced):
-                if result.heard:
-                    self._close_not_fenced(rec, result.reason)
-                else:
-                    self.journal.set_host_state(
-                        host, 'HOST_DOWN', detail=result.reason,
-                        recovery_id=rec.id, epoch=self.epoch)
-                return False
-            if not result.fenced and answers:
-                self._close_returned(rec, 'fence not confirmed (%s: %s)'
-                                     % (result.outcome, result.reason))
-                return False
-            if result.fenced and answers:
-                self.returned(host, rec.id, 'fencing')
-            if result.fenced:
-                self.step(rec.id, 'fenced', duration=result.elapsed,
-                          detail='%s: %s' % (result.driver, result.reason))
-                self.journal.set_host_state(host, 'FENCED',
-                                            recovery_id=rec.id,
-                                            epoch=self.epoch)
-                self.journal.clear_alarms(host=host, type='FENCE_FAILED',
-                                          by=self.opts.name, epoch=self.epoch)
-                return True
-            self.journal.set_host_state(host, 'FENCE_FAILED',
-                                        detail=result.reason,
-                                        recovery_id=rec.id, epoch=self.epoch)
-            self.alarm('FENCE_FAILED', 'CRITICAL',
-                       'cannot confirm %s is powered off (%s: %s); NOT '
-                       'evacuating. Retrying; an operator who has checked '
-                       'the host by hand can run: nova-ha fence confirm %s '
-                       '--operator NAME' % (host, result.outcome,
-                                            result.reason, host),
-                       host=host, recovery_id=rec.id)
-            return False
-        # Heard again (on any plane) before anything was fenced: never
-        # fence a host that is being heard.
-        heard = self._heard(rec)
-        if last is None or last.started_at < rec.detected_at:
-            if answers or heard:
-                self._close_not_fenced(rec, 'heard again on plane(s) %s '
-                                       'before fencing' % ', '.join(
-                                           heard or self.receiver.planes))
-                return False
-        elif (answers or heard) and last.outcome != 'FENCED':
-            # A fence of this recovery failed (FENCE_FAILED, retrying) or
-            # was left unfinished by a leader that died, and the host is
-            # running: do not fence it again.
-            if last.outcome is None:
-                self.journal.finish_fencing(
-                    last.id, 'INTERRUPTED', epoch=self.epoch,
-                    reason='host answered again on every plane')
-            self._close_returned(rec, 'fence %s' % (
-                'not finished' if last.outcome is None else
-                'not confirmed (%s: %s)' % (last.outcome, last.reason)))
-            return False
-        if (last is not None and last.finished_at is not None
-                and last.started_at >= rec.detected_at
-                and (utcnow() - last.finished_at).total_seconds()
-                < self.opts.fence_retry_interval):
-            return False
-        if (last is None or last.finished_at is not None) \
-                and self._held_back(rec):
-            return False
-        self.journal.set_host_state(host, 'FENCING', recovery_id=rec.id,
-                                    epoch=self.epoch)
-        self._fencing[host] = self._pool.submit(self._fence, host, rec.id,
-                                                self.epoch, rec.detected_at)
-        return False
-
-    def _last_look(self, host, detected_at):
-        """Right before a power-off: take every heartbeat queued for this
-        machine, then re-read ``host``'s. A NotFenced if the host was
-        heard since its recovery opened, the receiver is not running or
-        this evacuator stalled; else None."""
-        catch_up = getattr(self.receiver, 'catch_up', None)
-        if catch_up is not None:
-            catch_up()
-        heard = self._heard_since(host, detected_at)
-        if heard:
-            return NotFenced(host, 'heard on plane(s) %s since its recovery '
-                             'opened (last look before the power-off)'
-                             % ', '.join(heard), heard=True)
-        if self.conf.guard.self_check and not self.receiver.healthy():
-            return NotFenced(host, 'heartbeat receiver not running')
-        burst = self._burst_now(host)
-        if burst:
-            return NotFenced(host, 'host(s) %s fell silent meanwhile (inside '
-                             'their window): judging the burst together'
-                             % ', '.join(burst))
-        reason = self.stall.suspended(self.clock(), self._longest_window())
-        if reason:
-            return NotFenced(host, reason)
-        return None
-
-    def _burst_now(self, host):
-        """Other hosts silent on every plane for more than half their
-        window but not yet past it, right now: a burst has started since
-        the decision to fence ``host``."""
-        hosts = [h for h in sorted(self.services) if h != host]
-        if not hosts:
-            return []
-        now = self.clock()
-        full = self.receiver.snapshot(hosts, now=now,
-                                      window_for=self.window_for)
-        half = self.receiver.snapshot(
-            hosts, now=now,
-            window_for=lambda h: self.window_for(h) * SUSPECT_FRACTION)
-        return [h for h in hosts
-                if half[h][0] == hb.SILENT
-                and full[h][0] not in (hb.SILENT, hb.UNKNOWN)]
-
-    def _fence(self, host, recovery_id, epoch=None, detected_at=None):
-        entry = self.fencer.inventory.lookup(host)
-        if detected_at is not None:
-            detected_at = self._opened.get(recovery_id, detected_at)
-            stop = self._last_look(host, detected_at)
-            if stop is not None:
-                LOG.warning('not fencing %s: %s', host, stop.reason)
-                return stop
-        # At most one attempt in flight per host: one left by a leader that
-        # died mid-fence is returned here and carried on (power-off is
-        # idempotent); finish_fencing's first outcome wins.
-        attempt = self.journal.start_fencing(host, entry.driver,
-                                             recovery_id=recovery_id,
-                                             epoch=epoch)
-        self._assert_leader(epoch)
-        if detected_at is not None:
-            stop = self._last_look(host, detected_at)
-            if stop is not None:
-                LOG.warning('not fencing %s: %s', host, stop.reason)
-                self.journal.finish_fencing(
-                    attempt.id, 'INTERRUPTED', epoch=epoch,
-                    reason='not powered off: %s' % stop.reason)
-                return stop
-        try:
-            result = self.fencer.fence(host)
-        except Exception as exc:       # a driver bug must not kill the loop
-            LOG.exception('fencing %s raised', host)
-            self.journal.finish_fencing(attempt.id, 'FAILED',
-                                        reason=str(exc), epoch=epoch)
-            raise
-        self.journal.finish_fencing(attempt.id, str(result.outcome),
-                                    reason=result.reason, epoch=epoch)
-        return result
-
-    # -- flapping ----------------------------------------------------------------
-    def _answers(self, host, since=None):
-        """True if every heartbeat plane of ``host`` is heard again (the
-        host runs; its nova-compute may be down) -- and, with ``since`` (a
-        wall-clock time), each plane delivered a heartbeat after it."""
-        cond = self._conditions.get(host)
-        if cond is None:
-            cond = self.classify(host)
-        if cond not in (OK, SERVICE_DOWN):
-            return False
-        if since is None:
-            return True
-        after = self.clock() - (utcnow() - since).total_seconds()
-        for plane in self.receiver.planes:
-            seen = self.receiver.last_seen(host, plane)
-            if seen is None or seen <= after:
-                return False
-        return True
-
-    @staticmethod
-    def _phase(rec):
-        if rec.fenced_at is None:
-            return 'fencing'
-        if rec.forced_down_at is None:
-            return 'fenced'
-        return 'evacuating'
-
-    def returned(self, host, recovery_id, phase):
-        """MAJOR ``FLAPPING`` alarm: ``host`` answers again on every plane
-        during (or after) its recovery ``recovery_id``. One alarm per
-        recovery, worded for the phase it was first seen in (a later phase,
-        or a new leader, does not rewrite it); nothing is fenced again."""
-        now = self.clock()
-        last = self._steady.get(('returned', host))
-        if last is not None and last[0] == recovery_id \
-                and now - last[1] < ALARM_REFRESH:
-            return
-        self._steady[('returned', host)] = (recovery_id, now)
-        key = 'FLAPPING|%s|recovery-%s' % (host, recovery_id)
-        if any(a.key == key for a in self.journal.list_alarms(
-                host=host, types=['FLAPPING'])):
-            return
-        if phase == 'fencing':
-            what = ('while it was being fenced; the power-off in flight '
-                    'decides: confirmed -> the recovery goes on, not '
-                    'confirmed -> the recovery stops. No second fence')
-        elif phase == 'recovered':
-            what = ('after it was fenced and its instances recovered: it '
-                    'was powered on (by someone, or its BMC misread the '
-                    'power state). Not fencing it again; its nova-compute '
-                    'stays forced down and disabled until an operator runs '
-                    'nova-ha host enable %s' % host)
-        else:
-            what = ('after it was powered off (confirmed), during the '
-                    '%s phase: powered on by someone, or its BMC misread '
-                    'the power state. Not fencing it again; the recovery '
-                    'goes on (nova-compute forced down and disabled)'
-                    % phase)
-        self.alarm('FLAPPING', 'MAJOR',
-                   'compute host %s answers again on every heartbeat plane '
-                   '%s' % (host, what), host=host, recovery_id=recovery_id,
-                   key=key, extra={'phase': phase})
-
-    def _close_returned(self, rec, why):
-        """The host answers again and was never fenced in this recovery:
-        stop it (nothing was forced down or evacuated), no further fence."""
-        host = rec.host
-        if not self.journal.close_recovery(
-                rec.id, 'failed', epoch=self.epoch,
-                detail='host answered again during fencing (%s); not '
-                       'fencing it again, nothing evacuated' % why,
-                host_state='OK', host_detail='answered again during fencing'):
-            return
-        self.journal.clear_alarms(host=host, type='FENCE_FAILED',
-                                  by=self.opts.name, epoch=self.epoch)
-        self._episode_over(host)
-        self.returned(host, rec.id, 'fencing')
-        LOG.warning('recovery %s of %s stopped: the host answers again and '
-                    'its %s', rec.id, host, why)
-
-    def _heard_since(self, host, detected_at):
-        """Planes on which ``host`` was heard after ``detected_at`` (its
-        recovery opened: monotonic when this evacuator opened it, else the
-        journal's wall-clock time); only management and storage count with
-        partition_recovery; none when the operator's policy
-        ([guard] fence_heard_hosts) fences heard hosts."""
-        if self.conf.guard.fence_heard_hosts:
-            return []
-        if isinstance(detected_at, datetime.datetime):
-            since = self.clock() - (utcnow() - detected_at).total_seconds()
-        else:
-            since = detected_at
-        planes = None
-        if self.opts.partition_recovery:
-            planes = [p for p in self.receiver.planes
-                      if p in detection.RECOVERY_PLANES]
-        return detection.heard_since(self.receiver, host, since, planes)
-
-    def _heard(self, rec):
-        return self._heard_since(rec.host,
-                                 self._opened.get(rec.id, rec.detected_at))
-
-    def _close_not_fenced(self, rec, why):
-        """The host was heard again before it was powered off: stop the
-        recovery (nothing fenced, forced down or evacuated), the host is
-        watched again from the next pass, its episode's alarms clear."""
-        host = rec.host
-        if not self.journal.close_recovery(
-                rec.id, 'failed', epoch=self.epoch,
-                detail='not fenced: %s; nothing done' % why,
-                host_state='OK', host_detail='not fenced: %s' % why):
-            return
-        self._episode_over(host)
-        self.alarm('FLAPPING', 'WARNING',
-                   'compute host %s looked down, then was %s; not fenced, '
-                   'not recovering' % (host, why), host=host,
-                   recovery_id=rec.id, extra={'phase': 'detected'})
-        LOG.warning('recovery %s of %s stopped: %s', rec.id, host, why)
-
-    def watch_recovered(self, states, now):
-        """A RECOVERED host (fenced, instances evacuated, awaiting `host
-        enable`) heard again on every plane since it was fenced: alarm,
-        no fence; it stays forced down and disabled."""
-        for host, st in states.items():
-            if st.state != 'RECOVERED' or \
-                    self._conditions.get(host) not in (OK, SERVICE_DOWN):
-                continue
-            last = self._steady.get(('returned', host))
-            if last is not None and last[0] == st.recovery_id \
-                    and now - last[1] < ALARM_REFRESH:
-                continue
-            rec = self.journal.get_recovery(st.recovery_id) \
-                if st.recovery_id is not None else None
-            since = (rec.fenced_at or rec.finished_at) if rec else None
-            if self._answers(host, since=since):
-                self.returned(host, st.recovery_id, 'recovered')
-
-    # -- operator actions ------------------------------------------------------
+    # -- operator actions ----------------------------------------------------
     def enable_host(self, host):
         return enable_host(self.ops, self.journal, host, epoch=self.epoch)
 
@@ -1259,18 +904,6 @@ def enable_host(ops, journal, host, epoch=None):
                            epoch=epoch)
     journal.reset_guard(host, epoch=epoch)
     journal.clear_alarms(host=host, by='operator', epoch=epoch)
-
-
-@dataclasses.dataclass(frozen=True)
-class NotFenced:
-    """The last look before a power-off stopped it. ``heard``: the host
-    was heard since its recovery opened (the recovery stops); otherwise
-    the fence waits (this evacuator stalled, its receiver is down)."""
-    host: str
-    reason: str
-    heard: bool = False
-    fenced = False
-    outcome = 'NOT_FENCED'
 
 
 _FAILED = object()    # _isolated: the step raised

@@ -43,6 +43,10 @@ HEARD = 'heard'          # within half its window on every plane
 SUSPECT = 'suspect'      # silent on every plane, still inside its window
 SILENT = 'silent'        # silent on every plane past its window
 
+# A host whose every plane is silent for more than this share of its
+# window is SUSPECT for the guard (a burst being judged together).
+SUSPECT_FRACTION = 0.5
+
 
 @dataclasses.dataclass(frozen=True)
 class GuardPolicy:

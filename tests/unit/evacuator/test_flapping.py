@@ -166,7 +166,7 @@ class Cloud:
         self.ev.reconcile()
 
     def settle_fence(self, host):
-        fut = self.ev._fencing.get(host)
+        fut = self.ev.fencing_step.in_flight.get(host)
         if fut is not None:
             fut.result(10)
 

@@ -6,6 +6,7 @@ over a real journal and receiver on a clock the test moves
 tests/functional/test_evacuator_safety.py."""
 
 from nova_ha.evacuator import engine
+from nova_ha.evacuator import fencing_step
 from tests.unit.evacuator import test_flapping as harness
 from tests.unit.evacuator.test_flapping import HOSTS, others
 
@@ -41,11 +42,12 @@ def test_heard_on_one_plane_before_the_power_off_is_not_fenced(cloud):
     rec = cloud.journal.get_open_recovery('c1')
     assert rec is not None and cloud.fencer.calls == []
     # Without a heartbeat since, the last look lets the power-off go ...
-    assert cloud.ev._last_look('c1', cloud.ev._opened[rec.id]) is None
+    opened = cloud.ev._opened[rec.id]
+    assert cloud.ev.fencing_step.last_look('c1', opened) is None
     cloud.t[0] += 0.05
     cloud.beat('c1', planes=('storage',))
-    result = cloud.ev._fence('c1', rec.id, None, rec.detected_at)
-    assert isinstance(result, engine.NotFenced) and result.heard
+    result = cloud.ev.fencing_step.fence('c1', rec.id, None, rec.detected_at)
+    assert isinstance(result, fencing_step.NotFenced) and result.heard
     assert 'storage' in result.reason
     assert cloud.fencer.calls == []
     assert not cloud.journal.list_fencing_attempts(host='c1')
@@ -199,6 +201,6 @@ def test_last_look_defers_when_a_burst_starts_after_the_decision(cloud):
     assert rec is not None
     cloud.t[0] += 0.6                           # c2 silent 0.6 s of 1.0
     cloud.beat('c3', 'c4')
-    result = cloud.ev._fence('c1', rec.id, None, rec.detected_at)
-    assert isinstance(result, engine.NotFenced) and not result.heard
+    result = cloud.ev.fencing_step.fence('c1', rec.id, None, rec.detected_at)
+    assert isinstance(result, fencing_step.NotFenced) and not result.heard
     assert 'c2' in result.reason and cloud.fencer.calls == []
