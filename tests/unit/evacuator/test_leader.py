@@ -89,7 +89,10 @@ def test_stale_journal_epoch_deposes(backend, jrnl):
 
 def test_lease_runs_out_without_renewal(backend, jrnl):
     lock = 'test-%s' % uuid.uuid4().hex[:8]
-    a = make(backend, 'a', jrnl, lock)
+    # The lease (0.8 s) runs out, the lock (5 s) does not: on a loaded
+    # machine the default 1 s lock could expire too before the next tick,
+    # and the renewal would rightly fail.
+    a = make(backend, 'a', jrnl, lock, lock_ttl=5)
     a.connect()
     a.tick()
     assert a.is_leader
