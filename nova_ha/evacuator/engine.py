@@ -70,6 +70,7 @@ nova_ha.evacuator.evacuation).
 """
 
 import concurrent.futures
+import dataclasses
 import datetime
 import logging
 import threading
@@ -124,6 +125,36 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+# PassMemo.self_check before it was asked this pass (None is its answer
+# when the self-check passes).
+UNREAD = object()
+
+
+@dataclasses.dataclass
+class PassMemo:
+    """What one reconcile pass reads once, however many hosts ask."""
+    half: dict | None = None        # receiver snapshot at SUSPECT_FRACTION
+    self_check: object = UNREAD     # why not to fence now, or None
+    in_flight: int | None = None    # evacuations in flight (starts count)
+    busy_groups: set = dataclasses.field(default_factory=set)
+
+
+@dataclasses.dataclass
+class TermMemo:
+    """What this leadership term has written, so an unchanged condition is
+    not written again every pass (reset when the term ends)."""
+    # host -> ((condition, detail), monotonic time written)
+    written: dict = dataclasses.field(default_factory=dict)
+    # The SELF_CHECK alarm: True raised, False cleared, None not known yet
+    # (looked up once per term).
+    self_check_alarm: bool | None = None
+    everyone_silent_since: float | None = None
+    everyone_silent_checked: bool = False
+    everyone_silent_alarm_at: float | None = None
+    # EVACUATION_STUCK alarm key -> monotonic time last raised
+    stuck_alarm_at: dict = dataclasses.field(default_factory=dict)
+
+
 class Evacuator:
     """One evacuator. ``reconcile()`` is one pass; ``run()`` loops."""
 
@@ -159,8 +190,8 @@ class Evacuator:
         self.term_started = None      # wall time this evacuator took over
         self.takeovers = 0
         self._conditions = {}          # host -> condition, this pass
-        self._pass = {}                # memo of one reconcile pass
-        self._steady = {}              # host -> ((condition, detail), at)
+        self._pass = PassMemo()        # read once per reconcile pass
+        self._steady = TermMemo()      # what this term has written
         self._unknown = set()          # heard from, not in Nova's list
         self._windows = {}             # host -> confirmation window
         self.stall = detection.StallMonitor(
@@ -369,8 +400,8 @@ class Evacuator:
         self.fencing_step.forget()
         self.flapping.forget()
         self._listed = set()
-        self._steady = {}
-        self._pass = {}
+        self._steady = TermMemo()
+        self._pass = PassMemo()
         self._verdict = guard_mod.Verdict()
         self._guard_alarm = None
         self.evacuations.forget()
@@ -407,7 +438,7 @@ class Evacuator:
 
     def _reconcile(self, now):
         self.refresh_hosts()
-        self._pass = {}
+        self._pass = PassMemo()
         self._conditions = {}
         hosts = sorted(self.services)
         self._note_unknown()
@@ -449,10 +480,10 @@ class Evacuator:
         if self.instance_ha is not None:     # issue 17: instance failures
             self.instance_ha.reconcile(now, seen)
         self._clear_guard_alarm(recs)
-        if not recs and self._steady.get('self_check_alarm', True):
+        if not recs and self._steady.self_check_alarm is not False:
             # No fence waits on a self-check any more (the recoveries it
             # held closed): its alarm clears (looked up once per term).
-            self._steady['self_check_alarm'] = False
+            self._steady.self_check_alarm = False
             self.journal.clear_alarms(key='SELF_CHECK', by=self.opts.name,
                                       epoch=self.epoch)
 
@@ -537,11 +568,11 @@ class Evacuator:
         """{host: (state, silent planes)} at SUSPECT_FRACTION of each
         window, once per pass (for the guard's burst rule and the
         everyone-silent check)."""
-        if 'half' not in self._pass:
-            self._pass['half'] = self.receiver.snapshot(
+        if self._pass.half is None:
+            self._pass.half = self.receiver.snapshot(
                 hosts, now=now,
                 window_for=lambda h: self.window_for(h) * SUSPECT_FRACTION)
-        return self._pass['half']
+        return self._pass.half
 
     def _check_everyone_silent(self, hosts, states, now):
         """Every host expected to beat silent at once (on every plane, for
@@ -557,19 +588,24 @@ class Evacuator:
         half = self._half_snapshot(hosts, now)
         if not all(half.get(h, (hb.UNKNOWN,))[0] in (hb.SILENT, hb.UNKNOWN)
                    for h in expected):
-            if (self._steady.pop('everyone_silent', None) is not None
-                    or 'everyone_silent_checked' not in self._steady):
-                self._steady['everyone_silent_checked'] = True
+            memo = self._steady
+            if memo.everyone_silent_since is not None \
+                    or not memo.everyone_silent_checked:
+                memo.everyone_silent_since = None
+                memo.everyone_silent_checked = True
                 self.journal.clear_alarms(key=EVERYONE_SILENT_KEY,
                                           by=self.opts.name,
                                           epoch=self.epoch)
             return
         self.stall.everyone_silent(now, len(expected))
         # Nothing is judged meanwhile: say so (once per ALARM_REFRESH).
-        since = self._steady.setdefault('everyone_silent', now)
-        last = self._steady.get('everyone_silent_alarm')
+        memo = self._steady
+        if memo.everyone_silent_since is None:
+            memo.everyone_silent_since = now
+        since = memo.everyone_silent_since
+        last = memo.everyone_silent_alarm_at
         if last is None or now - last >= ALARM_REFRESH:
-            self._steady['everyone_silent_alarm'] = now
+            memo.everyone_silent_alarm_at = now
             self.alarm('SELF_CHECK', 'CRITICAL',
                        'every one of %d compute hosts silent at once for '
                        '%.1f s: this evacuator (or its network) is more '
@@ -619,9 +655,9 @@ class Evacuator:
         pass, however many hosts are about to be fenced)."""
         if not self.conf.guard.self_check:
             return None
-        if 'self_check' not in self._pass:
-            self._pass['self_check'] = self._self_check()
-        return self._pass['self_check']
+        if self._pass.self_check is UNREAD:
+            self._pass.self_check = self._self_check()
+        return self._pass.self_check
 
     def _self_check(self):
         if self.leader is not None and not self.leader.coordinator_ok:
@@ -648,7 +684,7 @@ class Evacuator:
         if reason is None:
             reason = self.self_check()
         if reason:
-            self._steady['self_check_alarm'] = True
+            self._steady.self_check_alarm = True
             self.alarm('SELF_CHECK', 'CRITICAL',
                        'not fencing %s: self-check failed: %s'
                        % (host, reason), host=None, recovery_id=rec.id,
@@ -722,12 +758,12 @@ class Evacuator:
         """True if this term already wrote ``condition`` (and its alarm)
         for ``host`` less than ALARM_REFRESH seconds ago and the journal
         still says so: nothing to write this pass."""
-        last = self._steady.get(host)
+        last = self._steady.written.get(host)
         if (current == condition and last is not None
                 and last[0] == (condition, detail)
                 and now - last[1] < ALARM_REFRESH):
             return True
-        self._steady[host] = ((condition, detail), now)
+        self._steady.written[host] = ((condition, detail), now)
         return False
 
     def observe(self, host, now, current=_UNSET, seen=None):

@@ -458,11 +458,11 @@ class Evacuations:
         if stalled < self.opts.evacuation_stall_alarm:
             return
         key = self._stuck_key(rec, item)
-        memo = ev._steady.get(('stuck', key))
+        memo = ev._steady.stuck_alarm_at.get(key)
         now = ev.clock()
         if memo is not None and now - memo < STUCK_REFRESH:
             return
-        ev._steady[('stuck', key)] = now
+        ev._steady.stuck_alarm_at[key] = now
         task = view.task_state if view not in (None, _UNKNOWN) else None
         ev.alarm('EVACUATION_STUCK', 'MAJOR',
                  'evacuation of server %s (%s) from %s shows no progress for '
@@ -542,14 +542,14 @@ class Evacuations:
             return
         # Read once per pass, then kept up to date by this pass's starts.
         memo = ev._pass
-        if 'in_flight' not in memo:
+        if memo.in_flight is None:
             evacuating = ev.journal.list_recovery_items(
                 states=['evacuating'])
-            memo['in_flight'] = [len(evacuating)]
-            memo['busy_groups'] = {i.server_group for i in evacuating
-                                   if i.server_group}
-        in_flight = memo['in_flight'][0]
-        busy_groups = memo['busy_groups']
+            memo.in_flight = len(evacuating)
+            memo.busy_groups = {i.server_group for i in evacuating
+                                if i.server_group}
+        in_flight = memo.in_flight
+        busy_groups = memo.busy_groups
         started = []
         for item in pending:
             if in_flight >= self.opts.max_concurrent_evacuations:
@@ -566,7 +566,7 @@ class Evacuations:
             if item.server_group:
                 busy_groups.add(item.server_group)
             started.append(item)
-        memo['in_flight'][0] = in_flight
+        memo.in_flight = in_flight
         # The API calls return at once (nova casts the rebuild): issue them
         # side by side rather than one round trip after another.
         if started:
