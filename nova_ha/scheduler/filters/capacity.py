@@ -24,15 +24,13 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova.scheduler import filters
-from nova.scheduler import utils as scheduler_utils
-
 from nova_ha import topology
 from nova_ha.capacity import admission
 from nova_ha.capacity import collect
 from nova_ha.capacity import model
 from nova_ha.capacity import solver
 from nova_ha.conf import capacity as capacity_conf
+from nova_ha.scheduler import filters as ha_filters
 from nova_ha.scheduler import lookup
 from nova_ha.scheduler import request
 
@@ -105,39 +103,29 @@ def candidate_of(spec_obj, info, levels):
         name=info.instance_uuid or 'new instance')
 
 
-class FailoverCapacityFilter(filters.BaseHostFilter):
+class FailoverCapacityFilter(ha_filters.RequestFilter):
     """Hosts where the instance keeps every failover policy satisfiable."""
 
-    RUN_ON_REBUILD = False
     # Everything is decided once per request.
     run_filter_once_per_request = True
+    UNDECIDABLE = ha_filters.RequestFilter.UNDECIDABLE + (model.PolicyError,
+                                                         cfg.Error)
 
-    def filter_all(self, filter_obj_list, spec_obj):
-        hosts = list(filter_obj_list)
-        if scheduler_utils.request_is_rebuild(spec_obj):
-            return hosts
+    def filter_request(self, hosts, spec_obj):
         name = self.__class__.__name__
-        try:
-            topo = request.configure_topology()
-            levels = topo.levels
-            policies = model.load_policies(CONF, levels)
-        except (topology.TopologyError, model.PolicyError,
-                cfg.Error) as exc:
-            return request.reject_all(name, exc, spec_obj)
+        topo = request.configure_topology()
+        policies = model.load_policies(CONF, topo.levels)
         if not policies:
             return hosts
         info = request.for_spec(spec_obj)
-        try:
-            operation = info.operation()
-        except lookup.LookupFailed as exc:
-            return request.reject_all(name, exc, spec_obj)
+        operation = info.operation()
         if operation == lookup.EVACUATION:
             return hosts          # recovery: never refused
         try:
             adm = info._once('capacity', lambda: self._admission(
                 spec_obj, info, topo, policies, operation))
-        except (request.BadInput, model.PolicyError) as exc:
-            return request.reject_all(name, exc, spec_obj)
+        except self.UNDECIDABLE:
+            raise
         except Exception as exc:   # never raise inside the scheduler
             LOG.exception('%s: cannot build the failover plan', name)
             return request.reject_all(name, exc, spec_obj)
@@ -169,6 +157,3 @@ class FailoverCapacityFilter(filters.BaseHostFilter):
             evaluation = None
         return admission.Admission(cloud, policies, candidate,
                                    evaluation=evaluation, **opts)
-
-    def host_passes(self, host_state, spec_obj):
-        return bool(self.filter_all([host_state], spec_obj))

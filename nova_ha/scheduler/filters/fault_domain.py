@@ -31,35 +31,25 @@ import logging
 
 from oslo_log import log as oslo_logging
 
-from nova.scheduler import filters
-from nova.scheduler import utils as scheduler_utils
-
 from nova_ha import topology
-from nova_ha.scheduler import lookup
+from nova_ha.scheduler import filters as ha_filters
 from nova_ha.scheduler import request
 
 LOG = oslo_logging.getLogger(__name__)
 
 
-class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
+class FaultDomainAntiAffinityFilter(ha_filters.RequestFilter):
     """Keep a server group's members apart at a topology level."""
 
-    RUN_ON_REBUILD = False
     # Re-run for every instance of a multi-create request: each pick fills
     # a domain.
     run_filter_once_per_request = False
 
-    def filter_all(self, filter_obj_list, spec_obj):
-        hosts = list(filter_obj_list)
-        if scheduler_utils.request_is_rebuild(spec_obj):
-            return hosts
+    def filter_request(self, hosts, spec_obj):
         name = self.__class__.__name__
         info = request.for_spec(spec_obj)
-        try:
-            topo = request.configure_topology()
-            rule = info.anti_affinity(spec_obj, topo.known_levels)
-        except (topology.TopologyError, request.BadInput) as exc:
-            return request.reject_all(name, exc, spec_obj)
+        topo = request.configure_topology()
+        rule = info.anti_affinity(spec_obj, topo.known_levels)
         if rule is None or not rule.hard:
             return hosts
         if info.group is None:
@@ -67,11 +57,7 @@ class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
                         'server group (hint group=<server group uuid>)',
                         name, rule, spec_obj.instance_uuid)
             return hosts
-        try:
-            counts = info.domain_counts(rule.level, topo,
-                                      rule.max_per_domain)
-        except lookup.LookupFailed as exc:
-            return request.reject_all(name, exc, spec_obj)
+        counts = info.domain_counts(rule.level, topo, rule.max_per_domain)
         limit = rule.max_per_domain
         full = {d for d, n in counts.items() if n >= limit}
         level = rule.level
@@ -102,7 +88,3 @@ class FaultDomainAntiAffinityFilter(filters.BaseHostFilter):
                       '%d hosts pass', name, request.group_name(info), rule,
                       level, counts, sorted(full), len(passed), len(hosts))
         return passed
-
-    def host_passes(self, host_state, spec_obj):
-        """One host (nova calls filter_all; this is for direct callers)."""
-        return bool(self.filter_all([host_state], spec_obj))

@@ -10,33 +10,23 @@ sal_hosts_exclusive`` keeps the certified hosts for SAL flavors.
 
 from oslo_log import log as logging
 
-from nova.scheduler import filters
-from nova.scheduler import utils as scheduler_utils
-
-from nova_ha import topology
+from nova_ha.scheduler import filters as ha_filters
 from nova_ha.scheduler import request
 
 LOG = logging.getLogger(__name__)
 
 
-class SALFilter(filters.BaseHostFilter):
+class SALFilter(ha_filters.RequestFilter):
     """Hosts certified for the flavor's Service Availability Level."""
 
-    RUN_ON_REBUILD = False
     # The flavor and the hosts' certification do not change within a
     # request.
     run_filter_once_per_request = True
 
-    def filter_all(self, filter_obj_list, spec_obj):
-        hosts = list(filter_obj_list)
-        if scheduler_utils.request_is_rebuild(spec_obj):
-            return hosts
+    def filter_request(self, hosts, spec_obj):
         name = self.__class__.__name__
-        try:
-            topo = request.configure_topology()
-            sal = request.for_spec(spec_obj).sal(spec_obj)
-        except (topology.TopologyError, request.BadInput) as exc:
-            return request.reject_all(name, exc, spec_obj)
+        topo = request.configure_topology()
+        sal = request.for_spec(spec_obj).sal(spec_obj)
         if sal is None:
             if not request.option('sal_hosts_exclusive', False):
                 return hosts
@@ -53,6 +43,3 @@ class SALFilter(filters.BaseHostFilter):
         LOG.debug('%s: flavor ha:sal=%d: %d of %d hosts certified', name, sal,
                   len(passed), len(hosts))
         return passed
-
-    def host_passes(self, host_state, spec_obj):
-        return bool(self.filter_all([host_state], spec_obj))

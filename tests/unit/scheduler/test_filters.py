@@ -657,3 +657,17 @@ def test_sal_undecidable_host_data_fails_closed(db, errors, conf):
     [line] = errors()
     assert 'SALFilter' in line and "names 'host' twice" in line
     assert s.instance_group.uuid in line
+
+
+def test_loader_finds_the_four_filters_and_not_their_base():
+    """nova's filter loader (available_filters =
+    nova_ha.scheduler.filters.all_filters) must find each rule once and
+    never the shared RequestFilter base (it would refuse every host)."""
+    from nova_ha.scheduler import filters as ha_filters
+    names = sorted(c.__name__ for c in ha_filters.all_filters())
+    assert names == ['FailoverCapacityFilter',
+                     'FaultDomainAntiAffinityFilter',
+                     'MigrationPolicyFilter', 'SALFilter'], names
+    assert all(issubclass(c, ha_filters.RequestFilter)
+               for c in ha_filters.all_filters()
+               if c.__name__ != 'MigrationPolicyFilter')
