@@ -71,6 +71,7 @@ from nova_ha.capacity import recovery as capacity_recovery
 from nova_ha.evacuator import nova_ops
 from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
     HOST_DOWN, OK, PARTITION, SERVICE_DOWN, SUSPECT)
+from nova_ha.fencing import fencer as fencer_mod
 from nova_ha.heartbeat import receiver as hb
 from nova_ha.journal import api as journal_api
 from nova_ha import topology as topology_mod
@@ -924,8 +925,8 @@ class Evacuator:
                      if a.outcome == 'CONFIRMED_BY_OPERATOR'
                      and a.started_at >= rec.detected_at]
         if confirmed:
-            self.step(rec.id, 'fenced', detail='confirmed by operator %s'
-                      % confirmed[0].operator)
+            self.step(rec.id, 'fenced', detail=fencer_mod.confirmed_detail(
+                confirmed[0].operator, confirmed[0].reason))
             self.journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
                                         epoch=self.epoch)
             return True
