@@ -17,7 +17,7 @@ outcome is judged on Nova's word and the journal's, and must agree:
 import collections
 import time
 
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from tests.functional import procs
 from tests.functional import test_evacuator_ha as ha
 
