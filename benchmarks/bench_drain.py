@@ -30,7 +30,7 @@ from nova.tests.functional import integrated_helpers  # noqa: E402
 
 from nova_ha import journal as journal_mod  # noqa: E402
 from nova_ha.maintenance import engine as engine_mod  # noqa: E402
-from nova_ha.maintenance import nova as nova_mod  # noqa: E402
+from nova_ha import nova_ops  # noqa: E402
 from nova_ha.maintenance import policy  # noqa: E402
 from tests.functional import base  # noqa: E402
 from tests.functional.maintenance import recorder as recorder_mod  # noqa
@@ -107,7 +107,7 @@ def main(argv=None):
         journal_mod.upgrade(url)
         journal = journal_mod.Journal(url)
         eng = engine_mod.Engine(
-            nova_mod.NovaAPI(stack.nova_client()), journal,
+            nova_ops.NovaOps(stack.nova_client()), journal,
             limits=policy.Limits(max_concurrent_moves=GLOBAL_LIMIT))
         api_time = {}
         if args.profile:

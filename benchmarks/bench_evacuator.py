@@ -312,7 +312,7 @@ class Bench:
 
     def _enable(self, host):
         from nova_ha.evacuator import engine
-        from nova_ha.evacuator import nova_ops
+        from nova_ha import nova_ops
 
         def ok():
             try:

@@ -141,7 +141,8 @@ def recovery(sim, workdir, host, kill_after, name):
         ok = all(s.status == 'ACTIVE' and
                  getattr(s, 'OS-EXT-SRV-ATTR:host') != host
                  for s in servers) and len(servers) == 20
-        from nova_ha.evacuator import engine, nova_ops
+        from nova_ha.evacuator import engine
+        from nova_ha import nova_ops
         from tests.functional import test_evacuator_ha as ha
         # Repair: power on, nova-compute reporting again, then enable.
         since = datetime.datetime.now(datetime.timezone.utc)

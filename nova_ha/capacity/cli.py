@@ -113,13 +113,10 @@ def render_table(cloud, evaluation, out):
             rows.append((s['policy'], s['failure'], st['name'], st['uuid'],
                          st['host'], st['kind'], st['reason']))
     if rows:
-        head = ('POLICY', 'FAILURE', 'INSTANCE', 'UUID', 'HOST', 'WHY',
-                'DETAIL')
-        widths = [max(len(str(r[i])) for r in rows + [head])
-                  for i in range(len(head) - 1)]
-        for r in [head] + rows:
-            out.write('  '.join(str(v).ljust(w) for v, w in zip(r, widths))
-                      + '  ' + str(r[-1]) + '\n')
+        from nova_ha.journal import cli as journal_cli
+        out.write(journal_cli.plain_table(
+            ('POLICY', 'FAILURE', 'INSTANCE', 'UUID', 'HOST', 'WHY',
+             'DETAIL'), rows) + '\n')
     inexact = [s for s in data['scenarios'] if not s['exact']]
     if inexact:
         out.write('%d scenario(s) answered by the greedy bound only (too '

@@ -117,7 +117,7 @@ def _host_list(args):
 
 def _host_enable(args):
     from nova_ha.evacuator import engine
-    from nova_ha.evacuator import nova_ops
+    from nova_ha import nova_ops
     from nova_ha import nova_api
     try:
         j = journal_cli._journal(args)

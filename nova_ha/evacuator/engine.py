@@ -83,7 +83,7 @@ from nova_ha.evacuator import flapping
 from nova_ha.evacuator import guard as guard_mod
 from nova_ha.evacuator import notifications
 from nova_ha.capacity import recovery as capacity_recovery
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from nova_ha.evacuator.detection import (  # noqa: F401 -- re-exported
     HOST_DOWN, OK, PARTITION, SERVICE_DOWN, SUSPECT)
 from nova_ha.heartbeat import receiver as hb

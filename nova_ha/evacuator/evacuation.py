@@ -31,7 +31,7 @@ import dataclasses
 import datetime
 import logging
 
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from nova_ha.evacuator import placement_plan
 
 LOG = logging.getLogger(__name__)

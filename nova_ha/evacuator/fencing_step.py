@@ -28,6 +28,7 @@ import logging
 
 from nova_ha.evacuator import flapping as flapping_mod
 from nova_ha.evacuator import guard as guard_mod
+from nova_ha.fencing import fencer as fencer_mod
 from nova_ha.heartbeat import receiver as hb
 
 LOG = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ class FencingStep:
                      if a.outcome == 'CONFIRMED_BY_OPERATOR'
                      and a.started_at >= rec.detected_at]
         if confirmed:
-            ev.step(rec.id, 'fenced', detail='confirmed by operator %s'
-                    % confirmed[0].operator)
+            ev.step(rec.id, 'fenced', detail=fencer_mod.confirmed_detail(
+                confirmed[0].operator, confirmed[0].reason))
             journal.set_host_state(host, 'FENCED', recovery_id=rec.id,
                                    epoch=ev.epoch)
             return True

@@ -559,8 +559,8 @@ class InstanceHA:
 
     def _drain(self, host, alarm, evidence):
         from nova_ha.maintenance import engine as drain_engine
-        from nova_ha.maintenance import nova as drain_nova
-        eng = drain_engine.Engine(drain_nova.NovaAPI(self.nova),
+        from nova_ha import nova_ops
+        eng = drain_engine.Engine(nova_ops.NovaOps(self.nova),
                                   self.journal, actor='nova-ha instance-ha')
         try:
             drain = eng.start(host, reason='HOST_SUSPECT: %s' % evidence,

@@ -400,6 +400,27 @@ class FileRecorder:
                 and (kind is None or r.get('kind') == kind)]
 
 
+#: The reason recorded for an operator's confirmation (then ``: <the
+#: operator's reason>`` if one was given). The time is ISO 8601, with no
+#: ``': '`` in it.
+_CONFIRMED = 'power off confirmed by hand by operator %s at %s'
+
+
+def confirmed_detail(operator, recorded_reason):
+    """The evacuator's ``fenced`` step detail for an operator's
+    confirmation: who confirmed and, if given, why in their own words.
+
+    ``recorded_reason``: the journal's reason of the confirmation -- the
+    text :func:`confirm` records, or any other text (then kept whole).
+    """
+    detail = 'confirmed by operator %s' % operator
+    why = recorded_reason or ''
+    prefix = _CONFIRMED % (operator, '')
+    if why.startswith(prefix):
+        why = why[len(prefix):].partition(': ')[2]
+    return '%s: %s' % (detail, why) if why else detail
+
+
 def confirm(host, operator, recorder, inventory=None, reason=None):
     """An operator states that ``host`` is powered off (checked by hand,
     e.g. because its BMC is dead). Returns a FENCED :class:`FenceResult`
@@ -423,8 +444,7 @@ def confirm(host, operator, recorder, inventory=None, reason=None):
     if inventory is not None:
         entry_name = inventory.lookup(host).host
     now = _utcnow().isoformat()
-    text = 'power off confirmed by hand by operator %s at %s' % (operator,
-                                                                 now)
+    text = _CONFIRMED % (operator, now)
     if reason:
         text += ': %s' % reason
     result = FenceResult(host, Outcome.FENCED, text, 0.0, 0, 'manual',

@@ -413,8 +413,10 @@ def _s(seconds):
 
 
 def plain_table(headers, rows):
-    """nova-ha's one plain-text table (``-f text``, ``nova-ha report``):
-    left-aligned columns two spaces apart, ``-`` for nothing. Every other
+    """nova-ha's one plain-text table: left-aligned columns two spaces
+    apart, ``-`` for nothing. Used by ``-f text`` (the default) of every
+    listing, ``recovery show`` and the plain-text reports (``nova-ha
+    report``, ``capacity check``, ``nova-ha-sim status``); every other
     format is cliff's (:func:`emit_list`)."""
     rows = [['-' if c is None else str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows])

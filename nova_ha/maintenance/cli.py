@@ -38,8 +38,8 @@ STATE_ORDER = ('moved', 'moving', 'waiting', 'blocked')
 
 def _default_engine(conf):
     from nova_ha import journal
+    from nova_ha import nova_ops
     from nova_ha.conf import maintenance as maint_conf
-    from nova_ha.maintenance import nova as nova_mod
     from nova_ha.maintenance import notify
     from nova_ha.maintenance import policy
     from nova_ha.maintenance import power
@@ -60,7 +60,7 @@ def _default_engine(conf):
             return self._get().power_on(host)
 
     return engine_mod.Engine(
-        nova_mod.NovaAPI(factory=lambda: nova_mod.client_from_conf(conf)),
+        nova_ops.NovaOps(factory=lambda: nova_ops.client_from_conf(conf)),
         journal.Journal.from_conf(conf),
         limits=policy.Limits.from_conf(conf),
         notifier=notify.make_notifier(conf, conf.maintenance.publisher_id),
@@ -163,13 +163,13 @@ def error_of(exc, prog):
     from keystoneauth1 import exceptions as ks_exc
     from nova_ha import journal
     from nova_ha import nova_api
-    from nova_ha.maintenance import nova as nova_mod
+    from nova_ha import nova_ops
     if isinstance(exc, CommandError):
         return exc.code, '%s: %s' % (prog, exc)
     if isinstance(exc, (nova_api.NovaConfigError, journal.SchemaError,
                         cfg.Error)):
         return 2, '%s: configuration error: %s' % (prog, exc)
-    if isinstance(exc, (ks_exc.ClientException, nova_mod.ClientException)):
+    if isinstance(exc, (ks_exc.ClientException, nova_ops.ClientException)):
         return 1, '%s: Nova API error: %s' % (prog, exc)
     return None
 

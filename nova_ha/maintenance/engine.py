@@ -37,7 +37,7 @@ import logging
 import time
 
 from nova_ha.journal import api as journal_api
-from nova_ha.maintenance import nova as nova_mod
+from nova_ha import nova_ops
 from nova_ha.maintenance import notify
 from nova_ha.maintenance import policy as policy_mod
 from nova_ha import topology
@@ -89,7 +89,7 @@ class Engine:
     """Drives drains. Holds no drain state itself: everything is read from
     the journal and Nova on each pass.
 
-    :param nova: a :class:`nova_ha.maintenance.nova.NovaAPI`
+    :param nova: a :class:`nova_ha.nova_ops.NovaOps`
     :param journal: a :class:`nova_ha.journal.Journal`
     :param limits: :class:`nova_ha.maintenance.policy.Limits`
     :param notifier: an oslo.messaging Notifier (or None)
@@ -123,7 +123,8 @@ class Engine:
     def _service(self, host):
         svc = self.nova.compute_service(host)
         if svc is None:
-            known = sorted(s['host'] for s in self.nova.compute_services())
+            known = sorted(s['host']
+                           for s in self.nova.compute_service_dicts())
             raise DrainError('unknown host %r: no nova-compute service runs '
                              'there (compute hosts: %s)'
                              % (host, ', '.join(known) or 'none'))
@@ -208,7 +209,7 @@ class Engine:
                 detail='powered on by nova-ha')
         svc = self._service(host)
         if svc['status'] == 'disabled':
-            self.nova.enable_service(svc['id'])
+            self.nova.enable_service_id(svc['id'])
         self.journal.transition_drain(drain.id, drain.state, 'completed',
                                       by=by or self.actor)
         try:
@@ -295,7 +296,7 @@ class Engine:
         if set(servers) - set(items):
             # only new instances need their server group looked up; the
             # others have it in the journal
-            groups = self.nova.server_groups()
+            groups = self.nova.server_group_dicts()
         group_of = {sid: g['id'] for sid, g in groups.items()
                     if sid in servers}
         group_of.update({sid: i.server_group for sid, i in items.items()
@@ -350,7 +351,7 @@ class Engine:
                 self._follow(drain, item, migs.get(item.instance_uuid, []))
             elif item.state in ('waiting', 'blocked') and \
                     item.instance_uuid not in servers:
-                srv = self.nova.server(item.instance_uuid)
+                srv = self.nova.server_dict(item.instance_uuid)
                 if srv is None:
                     why = 'deleted during the drain'
                 elif srv.get('OS-EXT-SRV-ATTR:host') != drain.host:
@@ -422,10 +423,10 @@ class Engine:
                 self.nova.live_migrate(item.instance_uuid)
             else:
                 self.nova.cold_migrate(item.instance_uuid)
-        except nova_mod.NotFound:
+        except nova_ops.NotFound:
             self._item(drain, item, 'moved', reason='deleted during the '
                        'drain')
-        except nova_mod.Conflict as exc:
+        except nova_ops.Conflict as exc:
             # busy (another task in progress, locked...): try later
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 self._item(drain, item, 'blocked', reason='Nova refused '
@@ -435,7 +436,7 @@ class Engine:
                 self._item(drain, item, 'waiting', reason='Nova refused '
                            'the %s migration (%s); will retry'
                            % (item.method, _msg(exc)))
-        except nova_mod.ClientException as exc:
+        except nova_ops.ClientException as exc:
             self._failed(drain, item, server, _msg(exc), None)
 
     def _item(self, drain, item, state, **fields):
@@ -453,7 +454,7 @@ class Engine:
         if migration_id is not None:
             fields['migration_id'] = migration_id
         if item.method == policy_mod.LIVE:
-            server = self.nova.server(item.instance_uuid) or server
+            server = self.nova.server_dict(item.instance_uuid) or server
             method, why = policy_mod.fallback_after_live_failure(
                 server, self.limits)
             if method == policy_mod.COLD:
@@ -502,7 +503,7 @@ class Engine:
                    - _utc(item.updated_at)).total_seconds()
             if age < self.move_start_timeout:
                 return          # sent; nova has not recorded it yet
-            srv = self.nova.server(item.instance_uuid)
+            srv = self.nova.server_dict(item.instance_uuid)
             if srv is None:
                 self._item(drain, item, 'moved', reason='deleted during '
                            'the drain')
@@ -529,7 +530,7 @@ class Engine:
                 self.nova.confirm_resize(item.instance_uuid)
                 LOG.info('drain #%d: cold migration of %s confirmed',
                          drain.id, item.name)
-            except (nova_mod.Conflict, nova_mod.BadRequest) as exc:
+            except (nova_ops.Conflict, nova_ops.BadRequest) as exc:
                 # not in VERIFY_RESIZE yet, or confirming: next pass
                 LOG.debug('confirm %s: %s', item.name, exc)
         elif item.method == policy_mod.COLD and status == 'confirmed':
@@ -540,7 +541,7 @@ class Engine:
                        reason='the cold migration was reverted (by '
                               'someone else)')
         elif status in FAILED:
-            srv = self.nova.server(item.instance_uuid)
+            srv = self.nova.server_dict(item.instance_uuid)
             if srv is None:
                 self._item(drain, item, 'moved', reason='deleted during '
                            'the drain')
@@ -619,8 +620,9 @@ class Engine:
                 now - self._topology[0] > self.refresh_interval:
             try:
                 topo = topology.Topology.from_aggregates(
-                    self.nova.aggregates(),
-                    hosts=[s['host'] for s in self.nova.compute_services()],
+                    self.nova.aggregate_dicts(),
+                    hosts=[s['host']
+                           for s in self.nova.compute_service_dicts()],
                     levels=topology.configured_levels())
             except Exception as exc:   # noqa: BLE001 -- informative only
                 LOG.warning('maintenance: cannot read the topology (%s)', exc)
@@ -671,7 +673,7 @@ class Engine:
         """Start a drain for each nova-compute service an operator disabled
         with a reason beginning "maintenance" (and not by a drain)."""
         started = []
-        for svc in self.nova.compute_services():
+        for svc in self.nova.compute_service_dicts():
             reason = (svc.get('disabled_reason') or '').strip()
             if svc.get('status') != 'disabled' or \
                     not reason.lower().startswith(TRIGGER_PREFIX) or \

@@ -14,10 +14,12 @@ server's scheduler hints after create):
   drained), ``ha_pinned=true`` (may not move at all);
 * nova-ha's ``[maintenance]`` defaults.
 
-A flavor spec and a metadata key on the same subject combine to the
-stricter of the two (a VNF manager can only tighten what the operator's
-flavor says). A malformed value blocks the instance with a message naming
-the key and the value -- nothing is guessed, nothing is forced.
+The keys are parsed by :mod:`nova_ha.migration_policy` (the scheduler's
+parser too): a flavor spec and a metadata key on the same subject combine
+to the stricter of the two (a VNF manager can only tighten what the
+operator's flavor says). A malformed value blocks the instance with a
+message naming the key and the value -- nothing is guessed, nothing is
+forced.
 
 Method, in this order:
 
@@ -38,31 +40,16 @@ cold migration's interruption); else the instance is blocked.
 import collections
 import dataclasses
 
+from nova_ha import migration_policy
+
 LIVE, COLD = 'live', 'cold'
-ALLOWED, FORBIDDEN = 'allowed', 'forbidden'
-
-SPEC_LIVE = 'ha:live_migration'
-SPEC_MAX_INTERRUPTION = 'ha:max_interruption_ms'
-MD_LIVE = 'ha_live_migration'
-MD_COLD = 'ha_cold_migration'
-MD_MAX_INTERRUPTION = 'ha_max_interruption_ms'
-MD_MAX_MOVES = 'ha_max_concurrent_moves'
-MD_PINNED = 'ha_pinned'
-
 LIVE_STATUSES = ('ACTIVE', 'PAUSED')
 COLD_STATUSES = ('ACTIVE', 'SHUTOFF')
 
-_TRUE = ('true', 'yes', '1', 'on')
-_FALSE = ('false', 'no', '0', 'off')
-
-
-class BadValue(ValueError):
-    """A flavor spec or metadata value the drain cannot use."""
-
-    def __init__(self, kind, key, value, expected):
-        self.kind, self.key, self.value = kind, key, value
-        super().__init__('%s %s=%r is invalid: expected %s'
-                         % (kind, key, value, expected))
+#: A flavor spec or metadata value the drain cannot use.
+BadValue = migration_policy.BadValue
+#: One instance's move policy (``*_by`` say where a limit comes from).
+Policy = migration_policy.Policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,80 +72,17 @@ class Limits:
             cold_migration_interruption_ms=g.cold_migration_interruption_ms)
 
 
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    """One instance's move policy. ``*_by`` say where a limit comes from."""
-
-    live_forbidden_by: str = None
-    cold_forbidden_by: str = None
-    pinned_by: str = None
-    max_interruption_ms: int = None
-    max_interruption_by: str = None
-    max_moves: int = None
-    max_moves_by: str = None
-
-
-def _allowed(kind, key, value):
-    v = str(value).strip().lower()
-    if v not in (ALLOWED, FORBIDDEN):
-        raise BadValue(kind, key, value, 'allowed or forbidden')
-    return v == ALLOWED
-
-
-def _int(kind, key, value, minimum=0):
-    try:
-        n = int(str(value).strip())
-    except ValueError:
-        raise BadValue(kind, key, value, 'an integer >= %d' % minimum)
-    if n < minimum:
-        raise BadValue(kind, key, value, 'an integer >= %d' % minimum)
-    return n
-
-
-def _bool(kind, key, value):
-    v = str(value).strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise BadValue(kind, key, value, 'true or false')
-
-
 def policy_of(server):
-    """Policy of a server (a dict as the Nova API returns it).
+    """Policy of a server (a dict as the Nova API returns it): its
+    flavor's extra specs and its metadata, parsed by
+    :func:`nova_ha.migration_policy.parse`.
 
     Raises BadValue for a malformed spec or metadata value.
     """
     flavor = server.get('flavor') or {}
-    specs = flavor.get('extra_specs') or {}
-    md = server.get('metadata') or {}
-    p = {}
-    if SPEC_LIVE in specs and not _allowed('flavor extra spec', SPEC_LIVE,
-                                           specs[SPEC_LIVE]):
-        p['live_forbidden_by'] = 'flavor extra spec %s=forbidden' % SPEC_LIVE
-    if MD_LIVE in md and not _allowed('metadata', MD_LIVE, md[MD_LIVE]):
-        p.setdefault('live_forbidden_by', 'metadata %s=forbidden' % MD_LIVE)
-    if MD_COLD in md and not _allowed('metadata', MD_COLD, md[MD_COLD]):
-        p['cold_forbidden_by'] = 'metadata %s=forbidden' % MD_COLD
-    if MD_PINNED in md and _bool('metadata', MD_PINNED, md[MD_PINNED]):
-        p['pinned_by'] = 'metadata %s=%s' % (MD_PINNED, md[MD_PINNED])
-    candidates = []
-    if SPEC_MAX_INTERRUPTION in specs:
-        candidates.append((_int('flavor extra spec', SPEC_MAX_INTERRUPTION,
-                                specs[SPEC_MAX_INTERRUPTION]),
-                           'flavor extra spec %s' % SPEC_MAX_INTERRUPTION))
-    if MD_MAX_INTERRUPTION in md:
-        candidates.append((_int('metadata', MD_MAX_INTERRUPTION,
-                                md[MD_MAX_INTERRUPTION]),
-                           'metadata %s' % MD_MAX_INTERRUPTION))
-    if candidates:
-        ms, by = min(candidates, key=lambda c: c[0])
-        p['max_interruption_ms'] = ms
-        p['max_interruption_by'] = '%s=%d' % (by, ms)
-    if MD_MAX_MOVES in md:
-        p['max_moves'] = _int('metadata', MD_MAX_MOVES, md[MD_MAX_MOVES])
-        p['max_moves_by'] = 'metadata %s=%d' % (MD_MAX_MOVES, p['max_moves'])
-    return Policy(**p)
+    return migration_policy.parse(flavor.get('extra_specs'),
+                                  server.get('metadata'),
+                                  migration_policy.METADATA)
 
 
 def _fits(policy, cost_ms):

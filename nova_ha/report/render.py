@@ -9,6 +9,10 @@ import datetime
 import io
 import json
 
+# journal_cli.plain_table: the command line's one plain table (also the
+# ``-f text`` of every listing).
+from nova_ha.journal import cli as journal_cli
+
 FORMATS = ('table', 'json', 'csv')
 
 # The CSV columns: one row per outage (instance x recovery). Aggregates are
@@ -29,12 +33,6 @@ def t(value):
 
 def s(seconds):
     return '-' if seconds is None else '%.3f' % seconds
-
-
-def table(headers, rows):
-    """The command line's one plain table (nova_ha.journal.cli)."""
-    from nova_ha.journal import cli as journal_cli
-    return journal_cli.plain_table(headers, rows)
 
 
 def group_label(server_group, group_name):
@@ -80,18 +78,18 @@ def format_table(report):
     else:
         rows = [_group_row(g) for g in report.groups]
         rows.append(_group_row(o, label='(all)'))
-        out += ['', 'server groups:', table(
+        out += ['', 'server groups:', journal_cli.plain_table(
             ('GROUP', 'INSTANCES', 'OUTAGES', 'RECOVERED', 'DOWNTIME_SUM',
              'DOWNTIME_P50', 'DOWNTIME_P95', 'DOWNTIME_MAX', 'TTR_P50',
              'TTR_P95', 'TTR_MAX', 'FENCING_P50', 'FENCING_MAX'), rows)]
-        out += ['', 'instances:', table(
+        out += ['', 'instances:', journal_cli.plain_table(
             ('GROUP', 'INSTANCE', 'NAME', 'OUTAGES', 'RECOVERED',
              'DOWNTIME_SUM', 'DOWNTIME_MAX', 'TTR_MAX', 'FENCING_MAX'),
             [(group_label(i.server_group, i.group_name), i.key, i.label,
               i.outages, i.recovered, s(i.downtime.total),
               s(i.downtime.max), s(i.time_to_recover.max),
               s(i.fencing.max)) for i in report.instances])]
-        out += ['', 'outages:', table(
+        out += ['', 'outages:', journal_cli.plain_table(
             ('FAILURE', 'RECOVERY', 'HOST', 'GROUP', 'NAME', 'SAL', 'STATE',
              'DETECTION', 'FENCING', 'EVACUATION', 'TTR', 'DOWNTIME',
              'SAL_OK', 'DEST'),
@@ -105,13 +103,14 @@ def format_table(report):
     if report.drains:
         out += ['', 'maintenance moves (MOVE = migration start -> end; for '
                 'a live move the guest pauses only briefly inside it):',
-                table(('STARTED', 'DRAIN', 'HOST', 'GROUP', 'NAME', 'METHOD',
-                       'STATE', 'MOVE', 'DEST'),
-                      [(t(m.started_at), m.drain_id, m.host,
-                        group_label(m.server_group, m.group_name),
-                        m.name or m.instance_uuid, m.method, m.state,
-                        s(m.move_time), m.dest_host)
-                       for m in report.drains])]
+                journal_cli.plain_table(
+                    ('STARTED', 'DRAIN', 'HOST', 'GROUP', 'NAME', 'METHOD',
+                     'STATE', 'MOVE', 'DEST'),
+                    [(t(m.started_at), m.drain_id, m.host,
+                      group_label(m.server_group, m.group_name),
+                      m.name or m.instance_uuid, m.method, m.state,
+                      s(m.move_time), m.dest_host)
+                     for m in report.drains])]
     if report.instance_outages:
         io = report.instance_outages
         down = [x.downtime for x in io if x.downtime is not None]
@@ -119,10 +118,11 @@ def format_table(report):
                 'paused on error on a running host; DOWNTIME = reported -> '
                 'ACTIVE again): %d, %d recovered, downtime max %s'
                 % (len(io), len(down), s(max(down)) if down else '-'),
-                table(('DETECTED', 'HOST', 'INSTANCE', 'KIND', 'ACTION',
-                       'DOWNTIME'),
-                      [(t(x.detected_at), x.host, x.instance_uuid, x.kind,
-                        x.action, s(x.downtime)) for x in io])]
+                journal_cli.plain_table(
+                    ('DETECTED', 'HOST', 'INSTANCE', 'KIND', 'ACTION',
+                     'DOWNTIME'),
+                    [(t(x.detected_at), x.host, x.instance_uuid, x.kind,
+                      x.action, s(x.downtime)) for x in io])]
     return '\n'.join(out)
 
 

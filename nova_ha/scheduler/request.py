@@ -22,8 +22,10 @@ the server group):
 - ``ha_max_concurrent_moves=N`` (N >= 0).
 
 Flavor extra specs ``ha:sal``, ``ha:live_migration`` and
-``ha:max_interruption_ms`` are read here too. A flavor spec and a hint on the
-same subject combine to the stricter of the two.
+``ha:max_interruption_ms`` are read here too. The migration keys are parsed
+by :mod:`nova_ha.migration_policy` (shared with the maintenance drain): a
+flavor spec and a hint on the same subject combine to the stricter of the
+two.
 """
 
 import threading
@@ -33,6 +35,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import strutils
 
+from nova_ha import migration_policy
 from nova_ha import topology
 from nova_ha.conf import scheduler as scheduler_conf
 from nova_ha.conf import topology as topology_conf
@@ -47,16 +50,11 @@ HINT_LEVEL = 'ha_anti_affinity_level'
 HINT_MODE = 'ha_anti_affinity'
 HINT_MAX_PER_DOMAIN = 'ha_max_per_domain'
 HINT_VEXXHOST = 'different_failure_domain'
-HINT_LIVE = 'ha_live_migration'
-HINT_MAX_INTERRUPTION = 'ha_max_interruption_ms'
-HINT_MAX_MOVES = 'ha_max_concurrent_moves'
+HINT_MAX_MOVES = migration_policy.KEY_MAX_MOVES
 
 SPEC_SAL = 'ha:sal'
-SPEC_LIVE = 'ha:live_migration'
-SPEC_MAX_INTERRUPTION = 'ha:max_interruption_ms'
 
 HARD, SOFT = 'hard', 'soft'
-ALLOWED, FORBIDDEN = 'allowed', 'forbidden'
 BOOT = 'boot'          # no move in progress and the instance has no host
 OTHER = 'other'        # instance on a host, no move in progress
 
@@ -77,14 +75,9 @@ def get_lookup():
     return _lookup
 
 
-class BadInput(ValueError):
-    """A hint or extra spec with an unusable value."""
-
-    def __init__(self, kind, name, value, expected):
-        self.kind, self.name, self.value = kind, name, value
-        self.expected = expected
-        super().__init__('%s %s=%r is invalid: %s' % (kind, name, value,
-                                                      expected))
+#: A hint or extra spec with an unusable value (the one error class of
+#: every nova-ha key, see nova_ha.migration_policy).
+BadInput = migration_policy.BadValue
 
 
 class AntiAffinityRule:
@@ -100,28 +93,6 @@ class AntiAffinityRule:
         return ('%s anti-affinity at level %s, at most %d per domain (%s)'
                 % (HARD if self.hard else SOFT, self.level,
                    self.max_per_domain, self.source))
-
-
-class MigrationRules:
-    """Migration restrictions of one request (flavor + hints combined).
-
-    :ivar forbidden_by: None, or what forbids live migration (e.g.
-        'flavor extra spec ha:live_migration=forbidden')
-    :ivar max_interruption_ms: None or the strictest limit
-    :ivar max_interruption_by: where that limit comes from
-    :ivar max_moves: None or ha_max_concurrent_moves
-    """
-
-    def __init__(self):
-        self.forbidden_by = None
-        self.max_interruption_ms = None
-        self.max_interruption_by = None
-        self.max_moves = None
-
-    @property
-    def empty(self):
-        return (self.forbidden_by is None and self.max_interruption_ms is None
-                and self.max_moves is None)
 
 
 def _is_set(obj, name):
@@ -142,33 +113,11 @@ def _hints(spec_obj):
 
 def _hint(hints, name):
     """A hint's single value (str) or None; BadInput if given twice."""
-    value = hints.get(name)
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise BadInput('hint', name, value, 'give it once')
-        value = value[0]
-    return str(value).strip()
+    return migration_policy.single(hints, name)
 
 
-def _int(kind, name, value, minimum):
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed < minimum or str(value).strip() != str(
-            parsed):
-        raise BadInput(kind, name, value, 'must be an integer >= %d'
-                       % minimum)
-    return parsed
-
-
-def _choice(kind, name, value, choices):
-    if value not in choices:
-        raise BadInput(kind, name, value, 'must be one of %s'
-                       % ', '.join(choices))
-    return value
+_int = migration_policy.integer
+_choice = migration_policy.choice
 
 
 def flavor_specs(spec_obj):
@@ -265,39 +214,15 @@ def check_hints(hints, levels):
 
 
 def parse_migration(spec_obj):
-    """MigrationRules from flavor extra specs and hints; BadInput if bad."""
+    """The migration Policy of flavor extra specs and hints; BadInput if
+    bad."""
     return migration_of(_hints(spec_obj), flavor_specs(spec_obj))
 
 
 def migration_of(hints, specs):
-    """MigrationRules from a hints dict and extra specs; BadInput if bad."""
-    rules = MigrationRules()
-    live = specs.get(SPEC_LIVE)
-    if live is not None:
-        live = _choice('flavor extra spec', SPEC_LIVE, str(live).strip(),
-                       (ALLOWED, FORBIDDEN))
-        if live == FORBIDDEN:
-            rules.forbidden_by = 'flavor extra spec %s=%s' % (SPEC_LIVE, live)
-    hint = _hint(hints, HINT_LIVE)
-    if hint is not None:
-        _choice('hint', HINT_LIVE, hint, (ALLOWED, FORBIDDEN))
-        if hint == FORBIDDEN and rules.forbidden_by is None:
-            rules.forbidden_by = 'hint %s=%s' % (HINT_LIVE, hint)
-    for kind, name, value in (
-            ('flavor extra spec', SPEC_MAX_INTERRUPTION,
-             specs.get(SPEC_MAX_INTERRUPTION)),
-            ('hint', HINT_MAX_INTERRUPTION,
-             _hint(hints, HINT_MAX_INTERRUPTION))):
-        if value is None:
-            continue
-        ms = _int(kind, name, str(value).strip(), 0)
-        if rules.max_interruption_ms is None or ms < rules.max_interruption_ms:
-            rules.max_interruption_ms = ms
-            rules.max_interruption_by = '%s %s=%d' % (kind, name, ms)
-    moves = _hint(hints, HINT_MAX_MOVES)
-    if moves is not None:
-        rules.max_moves = _int('hint', HINT_MAX_MOVES, moves, 0)
-    return rules
+    """The :class:`nova_ha.migration_policy.Policy` of a hints dict and
+    extra specs; BadInput if bad."""
+    return migration_policy.parse(specs, hints, migration_policy.HINT)
 
 
 def configure_topology():

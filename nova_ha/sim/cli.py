@@ -186,14 +186,15 @@ def cmd_serve(args):
 
 
 def _print_hosts(hosts):
-    print('%-10s %-5s %-6s %-8s %-22s %s' % (
-        'HOST', 'RACK', 'POWER', 'COMPUTE', 'PLANES DOWN', 'FAULTS'))
+    from nova_ha.journal import cli as journal_cli
+    rows = []
     for h in hosts:
         down = [p for p, up in sorted(h['planes'].items()) if not up]
-        print('%-10s %-5s %-6s %-8s %-22s %s' % (
-            h['name'], h['topology'].get('rack', '-'), h['power'],
-            'up' if h['compute_running'] else 'stopped',
-            ','.join(down) or '-', ','.join(h['faults']) or '-'))
+        rows.append((h['name'], h['topology'].get('rack'), h['power'],
+                     'up' if h['compute_running'] else 'stopped',
+                     ','.join(down) or None, ','.join(h['faults']) or None))
+    print(journal_cli.plain_table(
+        ('HOST', 'RACK', 'POWER', 'COMPUTE', 'PLANES DOWN', 'FAULTS'), rows))
 
 
 def cmd_status(args):

@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from nova_ha.evacuator import engine
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from tests.functional import procs
 
 LOCK = 'nova-ha-evacuator-leader'
@@ -164,7 +164,7 @@ def evacuations(sim, host, since):
     found = collections.defaultdict(list)
     for m in sim.nova.migrations.list(source_compute=host,
                                       migration_type='evacuation'):
-        if nova_ops._parse_time(m.created_at) >= cutoff:
+        if nova_ops.parse_time(m.created_at) >= cutoff:
             found[m.instance_uuid].append(m.status)
     return found
 
@@ -205,7 +205,7 @@ def one_evacuation(item, statuses):
 
 def compute_reported_since(sim, host, since):
     svc = sim.nova.services.list(host=host, binary='nova-compute')[0]
-    return svc.updated_at and nova_ops._parse_time(svc.updated_at) >= \
+    return svc.updated_at and nova_ops.parse_time(svc.updated_at) >= \
         since.replace(tzinfo=None, microsecond=0)
 
 

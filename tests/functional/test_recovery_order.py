@@ -1,7 +1,7 @@
 """Recovery items from the real Nova API: SAL, priority, ha:recovery=none,
 server group, and the order the evacuator follows."""
 
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from nova_ha import journal as journal_mod
 from tests.functional import base
 

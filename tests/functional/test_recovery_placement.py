@@ -11,7 +11,7 @@ from unittest import mock
 from oslo_config import cfg
 
 import nova_ha.conf
-from nova_ha.evacuator import nova_ops
+from nova_ha import nova_ops
 from nova_ha.evacuator import placement_plan
 from nova_ha import journal as journal_mod
 from nova_ha import topology

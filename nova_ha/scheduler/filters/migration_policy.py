@@ -57,10 +57,10 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
                       operation in lookup.VOLUNTARY_MOVES else {})
         except lookup.LookupFailed as exc:
             return request.reject_all(name, exc, spec_obj)
-        if operation == lookup.LIVE_MIGRATION and rules.forbidden_by:
+        if operation == lookup.LIVE_MIGRATION and rules.live_forbidden_by:
             LOG.warning('%s: live migration of instance %s refused: %s '
                         '(cold migration is still possible)', name, uuid,
-                        rules.forbidden_by)
+                        rules.live_forbidden_by)
             return []
         if (operation in lookup.VOLUNTARY_MOVES and
                 rules.max_moves is not None and

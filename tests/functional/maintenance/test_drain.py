@@ -12,7 +12,7 @@ from nova_ha import journal as journal_mod
 from nova_ha.conf import maintenance as maint_conf
 from nova_ha.maintenance import cli
 from nova_ha.maintenance import engine as engine_mod
-from nova_ha.maintenance import nova as nova_mod
+from nova_ha import nova_ops
 from nova_ha.maintenance import policy
 from nova_ha.sim import novastack
 from tests.functional import base
@@ -62,7 +62,7 @@ class DrainTestCase(base.NovaHATestCase):
         kw.setdefault('limits', policy.Limits(max_concurrent_moves=4))
         kw.setdefault('move_start_timeout', 30.0)
         return engine_mod.Engine(
-            nova_mod.NovaAPI(self.nova_client()),
+            nova_ops.NovaOps(self.nova_client()),
             journal_mod.Journal(self.db_url), notifier=self.notes, **kw)
 
     def boot_many(self, specs):
