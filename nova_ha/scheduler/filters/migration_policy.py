@@ -20,43 +20,31 @@ instance's in-progress migration once per request.
 
 from oslo_log import log as logging
 
-from nova.scheduler import filters
-from nova.scheduler import utils as scheduler_utils
-
 from nova_ha import topology
+from nova_ha.scheduler import filters as ha_filters
 from nova_ha.scheduler import lookup
 from nova_ha.scheduler import request
 
 LOG = logging.getLogger(__name__)
 
 
-class MigrationPolicyFilter(filters.BaseHostFilter):
+class MigrationPolicyFilter(ha_filters.RequestFilter):
     """Refuse moves a VNF forbids; limit concurrent moves per group."""
 
-    RUN_ON_REBUILD = False
     # A move schedules one instance; nothing changes within a request.
     run_filter_once_per_request = True
 
-    def filter_all(self, filter_obj_list, spec_obj):
-        hosts = list(filter_obj_list)
-        if scheduler_utils.request_is_rebuild(spec_obj):
-            return hosts
+    def filter_request(self, hosts, spec_obj):
         name = self.__class__.__name__
         uuid = spec_obj.instance_uuid
         info = request.for_spec(spec_obj)
-        try:
-            rules = info.migration_rules(spec_obj)
-        except request.BadInput as exc:
-            return request.reject_all(name, exc, spec_obj)
+        rules = info.migration_rules(spec_obj)
         if rules.empty:
             return hosts
-        try:
-            operation = info.operation()
-            moving = (info.moving_members()
-                      if rules.max_moves is not None and
-                      operation in lookup.VOLUNTARY_MOVES else {})
-        except lookup.LookupFailed as exc:
-            return request.reject_all(name, exc, spec_obj)
+        operation = info.operation()
+        moving = (info.moving_members()
+                  if rules.max_moves is not None and
+                  operation in lookup.VOLUNTARY_MOVES else {})
         if operation == lookup.LIVE_MIGRATION and rules.live_forbidden_by:
             LOG.warning('%s: live migration of instance %s refused: %s '
                         '(cold migration is still possible)', name, uuid,
@@ -75,10 +63,7 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
         if operation != lookup.LIVE_MIGRATION or \
                 rules.max_interruption_ms is None:
             return hosts
-        try:
-            topo = request.configure_topology()
-        except topology.TopologyError as exc:
-            return request.reject_all(name, exc, spec_obj)
+        topo = request.configure_topology()
         limit = rules.max_interruption_ms
         passed = []
         for hs in hosts:
@@ -91,6 +76,3 @@ class MigrationPolicyFilter(filters.BaseHostFilter):
                       rules.max_interruption_by, len(passed), len(hosts),
                       topology.DOWNTIME_KEY)
         return passed
-
-    def host_passes(self, host_state, spec_obj):
-        return bool(self.filter_all([host_state], spec_obj))
