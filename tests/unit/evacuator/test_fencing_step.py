@@ -10,24 +10,10 @@ import pytest
 from nova_ha.evacuator import engine
 from nova_ha.evacuator import fencing_step
 from nova_ha.fencing import base as fencing_base
-from tests.unit.evacuator import test_flapping as harness
-from tests.unit.evacuator.test_flapping import HOSTS, others
+from tests.unit.evacuator.test_flapping import (  # noqa: F401
+    HOSTS, cloud, opened, others)
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    c = harness.Cloud(tmp_path)
-    yield c
-    c.close()
-
-
-def opened(cloud, host='c1'):
-    """``host``'s recovery, open and not fenced (the guard holds it)."""
-    cloud.ev._held_back = lambda rec: True
-    rec = cloud.down(host)
-    assert cloud.fencer.calls == []
-    del cloud.ev._held_back
-    return rec
 
 
 def test_last_look_refuses_a_host_heard_since_detection(cloud):

@@ -208,6 +208,15 @@ def cloud_vm(tmp_path):
     c.close()
 
 
+def opened(cloud, host='c1'):
+    """``host``'s recovery, open and not fenced (the guard holds it)."""
+    cloud.ev._held_back = lambda rec: True
+    rec = cloud.down(host)
+    assert cloud.fencer.calls == []
+    del cloud.ev._held_back
+    return rec
+
+
 def others(host):
     return [h for h in HOSTS if h != host]
 

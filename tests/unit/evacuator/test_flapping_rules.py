@@ -5,26 +5,12 @@ test_flapping.py's harness, which runs them through reconcile passes)."""
 import datetime
 import types
 
-import pytest
 
 from nova_ha.evacuator import flapping
-from tests.unit.evacuator import test_flapping as harness
-from tests.unit.evacuator.test_flapping import HOSTS, others
+from tests.unit.evacuator.test_flapping import (  # noqa: F401
+    HOSTS, cloud, opened, others)
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    c = harness.Cloud(tmp_path)
-    yield c
-    c.close()
-
-
-def opened(cloud, host='c1'):
-    """``host``'s recovery, open and not fenced (the guard holds it)."""
-    cloud.ev._held_back = lambda rec: True
-    rec = cloud.down(host)
-    del cloud.ev._held_back
-    return rec
 
 
 def alarms(cloud, host='c1', status='active'):
