@@ -14,8 +14,6 @@ from tests.unit.evacuator.test_flapping import (  # noqa: F401
     HOSTS, cloud, opened, others)
 
 
-
-
 def test_last_look_refuses_a_host_heard_since_detection(cloud):
     rec = opened(cloud)
     step = cloud.ev.fencing_step

@@ -5,12 +5,9 @@ test_flapping.py's harness, which runs them through reconcile passes)."""
 import datetime
 import types
 
-
 from nova_ha.evacuator import flapping
 from tests.unit.evacuator.test_flapping import (  # noqa: F401
     HOSTS, cloud, opened, others)
-
-
 
 
 def alarms(cloud, host='c1', status='active'):
