@@ -428,8 +428,9 @@ class Evacuations:
                     item.instance_uuid, item.call_started_at, age)
         self.ev.journal.transition_item(
             rec.id, item.instance_uuid, ('evacuating',), 'pending',
-            last_error='evacuate call of %s left no trace in Nova after '
-                       '%.0f s; re-issuing' % (item.call_started_at, age),
+            last_error='%s sent at %s after %.0f s; re-issuing' % (
+                placement_plan.NEVER_REACHED_NOVA, item.call_started_at,
+                age),
             epoch=self.ev.epoch)
 
     @staticmethod

@@ -59,6 +59,9 @@ from nova_ha import topology as topology_mod
 LOG = logging.getLogger(__name__)
 
 PLANNED = 'planned'       # marker in the evacuate step's detail
+# The last_error of an item re-issued because its evacuate call left no
+# trace in Nova: that attempt is planned again like a first one.
+NEVER_REACHED_NOVA = 'no trace in Nova of the evacuate call'
 # Nova's compute_status_filter asks placement for providers without it.
 DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
 DISABLED_TRAIT_VERSION = '1.18'    # ?required=<trait>
@@ -346,11 +349,12 @@ def _aware(at):
 
 def _unplanned_yet(item):
     """Planned: a first attempt, or one after attempts that never reached
-    Nova (the leader lost its lease between the journal and the call).
-    A retry after Nova ran one (refused, failed) lets the scheduler
+    Nova (their leader died between the journal and the call:
+    evacuation.Evacuations re-issues them with NEVER_REACHED_NOVA). A
+    retry after Nova ran one (refused, failed) lets the scheduler
     choose."""
     return not item.attempts or (item.last_error or '').startswith(
-        'no evacuation record')
+        NEVER_REACHED_NOVA)
 
 
 def _dom(topo, host, level):

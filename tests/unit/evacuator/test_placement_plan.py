@@ -377,6 +377,20 @@ def test_retries_are_not_planned():
     assert p.targets(types.SimpleNamespace(host='h1'), items) == {}
 
 
+def test_a_call_that_never_reached_nova_is_planned_again():
+    """Its leader died between the journal and the call (kill -9 soak):
+    the re-issue is a first attempt for Nova, so it is planned; a retry
+    after Nova answered is not."""
+    again = item('a', attempts=1)
+    again.last_error = placement_plan.NEVER_REACHED_NOVA + ' sent at x'
+    after_nova = item('b', attempts=1)
+    after_nova.last_error = 'no evacuation record 300 s after Nova ' \
+        'accepted the call'
+    p = planner_for([again, after_nova], ['h1', 'h2'], [])
+    out = p.targets(types.SimpleNamespace(host='h9'), [again, after_nova])
+    assert out == {'a': out['a']} and out['a'] in ('h1', 'h2'), out
+
+
 def test_no_host_when_the_sibling_rule_leaves_none():
     """The only rack left holds the sibling: the plan avoids its host at
     least, and gives up (no host) when that leaves nothing."""
