@@ -14,6 +14,7 @@ line on stderr).
 """
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -182,6 +183,12 @@ def cmd_serve(args):
     finally:
         cloud.stop()
     print('nova-ha-sim: stopped', flush=True)
+    # Nothing of the stopped cloud is used any more, but the interpreter's
+    # final garbage collection tears Nova's heap down object by object; in
+    # eventlet mode (nova 31, 33) that kills every suspended greenthread
+    # of its services one at a time: 15-20 s after "stopped" on a loaded
+    # machine, against 1 s with the heap left to the process exit.
+    gc.freeze()
     return 0
 
 
