@@ -15,11 +15,18 @@ RACK_OF = {'compute01': 'r1', 'compute02': 'r1', 'compute03': 'r2',
            'compute04': 'r2', 'compute05': 'r3', 'compute06': 'r3'}
 
 
-@pytest.fixture
-def cloud(tmp_path):
+def _sim_and_evacuator(tmp_path, extra_conf=''):
+    """Six SAL1 hosts in three racks and one evacuator (its configuration
+    with ``extra_conf`` appended); no traceback may reach its stderr."""
     sim = procs.Sim(tmp_path / 'sim', hosts=6, racks=3, sal=1,
                     watchdog_restart_delay=4)
-    ev = procs.Evacuator(sim.state['evacuator_configs'][0])
+    conf = sim.state['evacuator_configs'][0]
+    if extra_conf:
+        path = tmp_path / 'ev.conf'
+        path.write_text(open(conf).read() + extra_conf)
+        os.chmod(path, 0o600)
+        conf = str(path)
+    ev = procs.Evacuator(conf)
     try:
         ev.wait_running()
         yield sim, ev
@@ -27,6 +34,11 @@ def cloud(tmp_path):
         out, err = ev.stop()
         sim.stop()
     assert 'Traceback' not in err, err
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    yield from _sim_and_evacuator(tmp_path)
 
 
 @pytest.fixture
@@ -34,20 +46,8 @@ def cloud_two_failures(tmp_path):
     """``cloud`` configured to let two hosts of its six be fenced in one
     window (the default small-cloud rule allows one: [guard]
     small_cloud_max_fenced)."""
-    sim = procs.Sim(tmp_path / 'sim', hosts=6, racks=3, sal=1,
-                    watchdog_restart_delay=4)
-    conf = tmp_path / 'ev.conf'
-    conf.write_text(open(sim.state['evacuator_configs'][0]).read()
-                    + '\n[guard]\nsmall_cloud_max_fenced = 2\n')
-    os.chmod(conf, 0o600)
-    ev = procs.Evacuator(str(conf))
-    try:
-        ev.wait_running()
-        yield sim, ev
-    finally:
-        out, err = ev.stop()
-        sim.stop()
-    assert 'Traceback' not in err, err
+    yield from _sim_and_evacuator(
+        tmp_path, '\n[guard]\nsmall_cloud_max_fenced = 2\n')
 
 
 @pytest.fixture

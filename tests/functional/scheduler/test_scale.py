@@ -129,14 +129,19 @@ class TestRackAntiAffinityAtScale(base.SchedulerTestCase):
             hs = host_manager.HostState(h, h, cell.uuid)
             hs.aggregates = by_host[h]
             states.append(hs)
-        spec = objects.RequestSpec(
-            ctxt, instance_uuid=uuidutils.generate_uuid(),
-            instance_group=objects.InstanceGroup.get_by_uuid(
-                ctxt, group['id']),
-            scheduler_hints={'group': [group['id']],
-                             'ha_anti_affinity_level': ['rack']},
-            flavor=objects.Flavor(extra_specs={}))
-        scheduler_utils.setup_instance_group(ctxt, spec)
+        def rack_spec():
+            """A new member's RequestSpec, as nova-scheduler builds it."""
+            spec = objects.RequestSpec(
+                ctxt, instance_uuid=uuidutils.generate_uuid(),
+                instance_group=objects.InstanceGroup.get_by_uuid(
+                    ctxt, group['id']),
+                scheduler_hints={'group': [group['id']],
+                                 'ha_anti_affinity_level': ['rack']},
+                flavor=objects.Flavor(extra_specs={}))
+            scheduler_utils.setup_instance_group(ctxt, spec)
+            return spec
+
+        spec = rack_spec()
         self.assertEqual(sorted(member_hosts),
                          sorted(spec.instance_group.hosts))
         self.assertEqual(MEMBERS + 1, len(spec.instance_group.members))
@@ -157,14 +162,7 @@ class TestRackAntiAffinityAtScale(base.SchedulerTestCase):
         # is gone) but nova's group.hosts lists: its rack stays full.
         objects.InstanceMapping.get_by_instance_uuid(
             ctxt, members[5]).destroy()
-        spec = objects.RequestSpec(
-            ctxt, instance_uuid=uuidutils.generate_uuid(),
-            instance_group=objects.InstanceGroup.get_by_uuid(
-                ctxt, group['id']),
-            scheduler_hints={'group': [group['id']],
-                             'ha_anti_affinity_level': ['rack']},
-            flavor=objects.Flavor(extra_specs={}))
-        scheduler_utils.setup_instance_group(ctxt, spec)
+        spec = rack_spec()
         self.assertIn(fake_host(5 * PER_RACK), spec.instance_group.hosts)
         self.assertEqual(expected, run(spec))
         self.assertIn('server group %s: nova lists %s as running members '
