@@ -99,6 +99,7 @@ def _create(dom, tries=20):
             time.sleep(0.1)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(WHY is not None, reason=WHY or '')
 def test_simultaneous_crashes_none_lost():
     """Repeated: N domains killed at once, every crash reaches the
@@ -134,7 +135,10 @@ def test_simultaneous_crashes_none_lost():
                 if d.isActive():
                     d.destroy()
                 _create(d)
-            base.until(lambda: all(lv.qemu_pid(u) for u, _ in doms), 120)
+            # Starting 8 TCG domains is the precondition, not what is
+            # measured: on a loaded 2-core machine (CI's other worker runs
+            # the kill -9 tests) it has taken over 120 s.
+            base.until(lambda: all(lv.qemu_pid(u) for u, _ in doms), 360)
             base.until(lambda: not recv.instances.failures(), 30)
             for u, _ in doms:
                 lv.crash(u)
