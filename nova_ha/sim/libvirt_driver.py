@@ -107,8 +107,7 @@ class LibvirtBackedFakeDriver(fake.MediumFakeDriver):
             dom = self._domain(uuid)
             if dom is None:
                 return
-            if dom.isActive():
-                dom.destroy()
+            lv.destroy(dom)
             if undefine:
                 dom.undefine()
         self._retry(stop)

@@ -225,6 +225,20 @@ class LibvirtdProcess:
         return at
 
 
+def destroy(dom):
+    """Stop ``dom`` if it runs. A qemu just killed may still look active
+    until libvirtd has processed its exit; destroy() then says "domain is
+    not running" (VIR_ERR_OPERATION_INVALID), which means stopped too."""
+    import libvirt
+    if not dom.isActive():
+        return
+    try:
+        dom.destroy()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+            raise
+
+
 def _quiet_open(libvirt, uri):
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
     return libvirt.open(uri)

@@ -94,8 +94,7 @@ def _create(dom, tries=20):
         except libvirt.libvirtError:
             if n == tries - 1:
                 raise
-            if dom.isActive():
-                dom.destroy()
+            libvirtd.destroy(dom)
             time.sleep(0.1)
 
 
@@ -132,8 +131,7 @@ def test_simultaneous_crashes_none_lost():
             for u, d in doms:
                 # As nova's hard reboot: destroy (libvirtd may not have
                 # processed the kill yet), then start.
-                if d.isActive():
-                    d.destroy()
+                libvirtd.destroy(d)
                 _create(d)
             # Starting 8 TCG domains is the precondition, not what is
             # measured: on a loaded 2-core machine (CI's other worker runs
