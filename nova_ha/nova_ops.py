@@ -36,6 +36,10 @@ BadRequest = nova_exc.BadRequest
 ClientException = nova_exc.ClientException
 
 
+class ImageUnreadable(Exception):
+    """The Image service gave an answer other than the image or 404."""
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -227,12 +231,20 @@ class NovaOps:
         else:
             self.nova.servers.evacuate(instance_uuid)
 
+    def hard_reboot(self, server_id):
+        """Instance HA's restart. Returns the request ids of the call (so
+        the instance's action log tells our reboot from an operator's)."""
+        ret = self.nova.servers.reboot(server_id, reboot_type='HARD')
+        return tuple(getattr(ret, 'request_ids', None) or ())
+
     def live_migrate(self, server_id):
         self.nova.servers.live_migrate(server_id, host=None,
                                        block_migration='auto')
 
     def cold_migrate(self, server_id):
-        self.nova.servers.migrate(server_id)
+        """Returns the request ids of the call, as :meth:`hard_reboot`."""
+        ret = self.nova.servers.migrate(server_id)
+        return tuple(getattr(ret, 'request_ids', None) or ())
 
     def confirm_resize(self, server_id):
         self.nova.servers.confirm_resize(server_id)
@@ -292,6 +304,10 @@ class NovaOps:
         migs = [m.to_dict() for m in self.nova.migrations.list(**kwargs)]
         return sorted(migs, key=lambda m: m['id'], reverse=True)
 
+    def instance_actions(self, server_id):
+        """The server's instance action log (novaclient resources)."""
+        return self.nova.instance_action.list(server_id)
+
     def evacuate_actions(self, instance_uuid, since):
         """The instance's ``evacuate`` actions that started at or after
         ``since`` (to the second): Nova records one inside the evacuate
@@ -324,6 +340,23 @@ class NovaOps:
             return a.get('message')
         return None
 
+
+    # -- images --------------------------------------------------------------
+
+    def image_property(self, image_id, name):
+        """``(found, value)`` of an image property, read from the Image
+        service found in the same catalog as Nova (nova-ha's Nova
+        credentials suffice: Glance shows a tenant's image to admin).
+        ``found`` is False when the image is gone (404); any other
+        answer raises :class:`ImageUnreadable` naming the status."""
+        resp = self.nova.client.session.get(
+            '/v2/images/%s' % image_id,
+            endpoint_filter={'service_type': 'image'}, raise_exc=False)
+        if resp.status_code == 404:
+            return False, None
+        if resp.status_code != 200:
+            raise ImageUnreadable('HTTP %s' % resp.status_code)
+        return True, resp.json().get(name)
 
 def _int_or_none(value):
     try:

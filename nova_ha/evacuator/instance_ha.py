@@ -44,9 +44,14 @@ HOST_SUSPECT alarm naming the evidence; with ``suspect_action = drain``
 the host is drained (nova_ha.maintenance) before it fails hard.
 
 Idempotence: the outage alarm is written before the Nova call, under the
-evacuator's leadership epoch; a new leader that finds an outage whose
-alarm exists checks Nova (task_state, action log) before acting again, so
-a reboot is not issued twice for one outage.
+evacuator's leadership epoch. A new leader that hears of an outage whose
+alarm is open takes it over: if Nova's action log shows the earlier
+leader's reboot (or migration) since the failure, it follows that one
+instead of judging it an operator's; if not (the leader died before its
+call), it acts. An open outage alarm whose instance no longer fails (it
+came back before the new leader heard of it) is cleared by a sweep once
+Nova shows the instance ACTIVE and idle. So one outage gets one reboot and
+its alarm is always closed.
 """
 
 import collections
@@ -86,6 +91,7 @@ DISRUPTIVE_ACTIONS = frozenset((
 FOLLOW_INTERVAL = 0.25     # seconds between two checks of a recovery
 RETRY_AFTER = 2.0          # seconds before a failed Nova call is retried
 PRUNE_AFTER = 600.0        # forget a finished outage this long after
+SWEEP_INTERVAL = 5.0       # seconds between two looks at orphan alarms
 
 
 def utcnow():
@@ -103,6 +109,14 @@ def _parse(value):
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
     return dt
+
+
+def _alarm_action(message):
+    """The policy an outage alarm's message names ('[action=...]')."""
+    for policy in POLICIES:
+        if '[action=%s]' % policy in (message or ''):
+            return policy
+    return None
 
 
 class Outage:
@@ -144,7 +158,7 @@ class InstanceHA:
     def __init__(self, evacuator, clock=time.monotonic):
         self.ev = evacuator
         self.opts = evacuator.conf.instance_ha
-        self.nova = evacuator.ops.nova
+        self.ops = evacuator.ops
         self.journal = evacuator.journal
         self.receiver = evacuator.receiver
         self.clock = clock
@@ -161,6 +175,7 @@ class InstanceHA:
         self._drained = set()
         self._image_policy = {}    # image id -> (property or None, read at)
         self._image_retry_at = float('-inf')   # Image service unreadable
+        self._next_sweep = float('-inf')       # first pass: sweep at once
         # (uuid, kind, crash wall time, heard wall, acted wall, recovered
         # wall): the benchmark's and tests' record of what happened.
         self.history = collections.deque(maxlen=100000)
@@ -199,6 +214,9 @@ class InstanceHA:
                     (failures.get(o.uuid) is None or
                      failures[o.uuid].since != o.since):
                 del self._outages[key]
+        if now >= self._next_sweep and '' not in self._inflight:
+            self._next_sweep = now + SWEEP_INTERVAL
+            self._submit('', self._sweep_orphans, None)
         self._correlate(now, seen or {})
 
     def _submit(self, uuid, fn, *args):
@@ -209,6 +227,8 @@ class InstanceHA:
                 LOG.exception('instance HA: %s of %s failed; retrying in '
                               '%.0f s', fn.__name__, uuid, RETRY_AFTER)
                 o = args[0]
+                if o is None:
+                    return       # the sweep: again next interval
                 o.next_poll = self.clock() + RETRY_AFTER
                 if fn == self._handle and o.state == 'checking':
                     o.state = 'retry'    # the whole check again, later
@@ -236,6 +256,8 @@ class InstanceHA:
         if host != o.host:
             return self._ignore(o, 'Nova places it on %s, not on the '
                                 'reporting host' % host, logging.WARNING)
+        if self._taken_over(o):
+            return
         why = self.on_purpose(o, server)
         if why:
             return self._ignore(o, why)
@@ -281,12 +303,12 @@ class InstanceHA:
         self.ev._assert_leader()
         called = time.time()
         if policy == RESTART:
-            ret = self.nova.servers.reboot(o.uuid, reboot_type='HARD')
+            request_ids = self.ops.hard_reboot(o.uuid)
             o.state = 'restarting'
         else:
-            ret = self.nova.servers.migrate(o.uuid)
+            request_ids = self.ops.cold_migrate(o.uuid)
             o.state = 'moving'
-        self._our_requests.extend(getattr(ret, 'request_ids', None) or ())
+        self._our_requests.extend(request_ids)
         # Also by instance, action and time: a response need not carry the
         # request id (then our own reboot would read as an operator's and
         # the next crash of a crash-looping instance would be ignored).
@@ -312,7 +334,7 @@ class InstanceHA:
             return 'vm_state %s: stopped on purpose' % vm_state
         cutoff = _ts(o.since - self.opts.action_grace)
         ours = set(self._our_requests)
-        for action in self.nova.instance_action.list(o.uuid):
+        for action in self.ops.instance_actions(o.uuid):
             start = _parse(getattr(action, 'start_time', None))
             if start is None or start < cutoff or \
                     action.action not in DISRUPTIVE_ACTIONS:
@@ -325,13 +347,78 @@ class InstanceHA:
                        start.isoformat()))
         return None
 
-    def _already_acted(self, o, server):
+    def _taken_over(self, o):
+        """Follow an earlier leader's action on this outage; True if so.
+
+        Its alarm (keyed by host, instance and failure time) is open and
+        names the action; Nova's log shows that action since the failure.
+        Without this the dead leader's reboot -- in the action log, or as
+        the task state it set -- would read as an operator's doing and the
+        outage, alarm and all, would be left open for ever."""
+        alarm = self._open_alarm(o.key)
+        if alarm is None:
+            return False
+        policy = _alarm_action(alarm.message)
+        if policy is None:
+            return False
+        if policy == NONE:
+            o.policy = policy
+            o.state = 'none'
+            o.why = 'journalled by an earlier leader'
+            o.finished_at = self.clock()
+            return True
+        if not self._already_acted(o, None, actions=(
+                'reboot' if policy == RESTART else 'migrate',)):
+            return False      # it died before its call: this one acts
+        o.policy = policy
+        o.state = 'restarting' if policy == RESTART else 'moving'
+        o.acted_at = self.clock()
+        LOG.warning('instance %s on %s: following the %s an earlier leader '
+                    'ordered (alarm %d)', o.uuid, o.host, policy, alarm.id)
+        return True
+
+    def _open_alarm(self, key):
+        t = models.Alarm.__table__
+        with self.journal.transaction(write=False) as conn:
+            row = conn.execute(sa.select(t.c.id, t.c.message).where(
+                t.c.active_key == key)).first()
+        return row
+
+    def _sweep_orphans(self, _none):
+        """Close the open outage alarms no outage here stands for: an
+        earlier leader's whose instance came back before this leader heard
+        of it. Cleared when Nova shows the instance ACTIVE and idle (or
+        gone) and its host no longer reports it failed; an ERROR instance
+        or an outage with policy none keeps its alarm for the operator."""
+        known = {o.key for o in list(self._outages.values())}
+        failing = self.receiver.instances.failures()
+        for alarm in self.journal.list_alarms(
+                status='active', types=['INSTANCE_FAILED']):
+            uuid = alarm.instance_uuid
+            if alarm.key in known or not uuid or uuid in failing or \
+                    _alarm_action(alarm.message) in (None, NONE):
+                continue
+            server = self._server(uuid)
+            if server is not None and (
+                    getattr(server, 'status', None) != 'ACTIVE' or
+                    getattr(server, 'OS-EXT-STS:task_state', None)):
+                continue
+            why = ('instance deleted' if server is None else
+                   'ACTIVE on %s' % getattr(server, 'OS-EXT-SRV-ATTR:host',
+                                            None))
+            self.journal.clear_alarms(key=alarm.key,
+                                      by='nova-ha instance-ha',
+                                      epoch=self.ev.epoch)
+            LOG.warning('instance %s on %s: outage of an earlier leader '
+                        'closed (%s)', uuid, alarm.host, why)
+
+    def _already_acted(self, o, server, actions=('reboot', 'migrate')):
         ours = set(self._our_requests)
         cutoff = _ts(o.since - self.opts.action_grace)
-        for action in self.nova.instance_action.list(o.uuid):
+        for action in self.ops.instance_actions(o.uuid):
             start = _parse(getattr(action, 'start_time', None))
             if start is not None and start >= cutoff and \
-                    action.action in ('reboot', 'migrate') and \
+                    action.action in actions and \
                     getattr(action, 'request_id', None) not in ours and \
                     not self._ours(o.uuid, action.action, start):
                 return True
@@ -387,15 +474,8 @@ class InstanceHA:
             return image_id, None
         problem = None
         try:
-            resp = self.nova.client.session.get(
-                '/v2/images/%s' % image_id,
-                endpoint_filter={'service_type': 'image'}, raise_exc=False)
-            if resp.status_code == 200:
-                value = resp.json().get(SPEC)
-            elif resp.status_code == 404:
-                value = None      # deleted since: the flavor and default
-            else:
-                problem = 'HTTP %s' % resp.status_code
+            # Deleted since (not found): the flavor and default rule.
+            _found, value = self.ops.image_property(image_id, SPEC)
         except Exception as exc:   # noqa: BLE001 -- the flavor still rules
             problem = str(exc) or type(exc).__name__
         if problem is not None:
@@ -448,7 +528,7 @@ class InstanceHA:
         host = getattr(server, 'OS-EXT-SRV-ATTR:host', None)
         if o.state == 'moving' and status == 'VERIFY_RESIZE':
             self.ev._assert_leader()
-            self.nova.servers.confirm_resize(o.uuid)
+            self.ops.confirm_resize(o.uuid)
             return
         still_failed = failure is not None and failure.since == o.since
         if status == 'ACTIVE' and not task and not still_failed and (
@@ -559,8 +639,7 @@ class InstanceHA:
 
     def _drain(self, host, alarm, evidence):
         from nova_ha.maintenance import engine as drain_engine
-        from nova_ha import nova_ops
-        eng = drain_engine.Engine(nova_ops.NovaOps(self.nova),
+        eng = drain_engine.Engine(self.ops,
                                   self.journal, actor='nova-ha instance-ha')
         try:
             drain = eng.start(host, reason='HOST_SUSPECT: %s' % evidence,

@@ -89,24 +89,29 @@ class InstanceHATestBase(base.NovaHATestCase):
         journal_mod.upgrade(url)
         self.journal = journal_mod.Journal(url)
         self.addCleanup(self.journal.close)
-        self.ev = engine.Evacuator(conf, self.nova_client(),
-                                   harness.Fencer(), self.journal,
-                                   self.recv)
-        self.ev.instance_ha = instance_ha.InstanceHA(self.ev)
+        self.conf = conf
         # Both agents heard before the loop starts judging hosts.
         wait_for(lambda: set(self.recv.hosts()) >= {'host1', 'host2'},
                  what='heartbeats of both hosts')
-        self.ev.start()
-        self.stop = threading.Event()
-        self.loop = threading.Thread(target=self.ev.run, args=(self.stop,),
-                                     daemon=True)
-        self.loop.start()
-        self.addCleanup(self._stop_loop)
+        self.ev, self.stop = self.start_evacuator()
 
-    def _stop_loop(self):
-        self.stop.set()
-        self.loop.join(10)
-        self.ev.stop()
+    def start_evacuator(self):
+        """An evacuator (instance HA hooked in) on the shared journal and
+        receiver, its reconcile loop running: (evacuator, stop event)."""
+        ev = engine.Evacuator(self.conf, self.nova_client(),
+                              harness.Fencer(), self.journal, self.recv)
+        ev.instance_ha = instance_ha.InstanceHA(ev)
+        ev.start()
+        stop = threading.Event()
+        loop = threading.Thread(target=ev.run, args=(stop,), daemon=True)
+        loop.start()
+
+        def stop_loop():
+            stop.set()
+            loop.join(10)
+            ev.stop()
+        self.addCleanup(stop_loop)
+        return ev, stop
 
     # -- helpers -------------------------------------------------------------
     def boot(self, name, flavor_id=None, timeout=120):
@@ -293,3 +298,72 @@ class TestSuspectDrain(InstanceHATestBase):
         drain = wait_for(lambda: self.journal.get_active_drain('host1'), 30,
                          'drain of host1')
         assert 'HOST_SUSPECT' in (drain.reason or '')
+
+
+class LeaderDied(Exception):
+    pass
+
+
+class TestLeaderFailover(InstanceHATestBase):
+    """The leader dies in the middle of an outage; the next one finishes
+    it: exactly one restart in Nova, the outage alarm cleared."""
+
+    def _kill_leader_at_reboot(self, issue):
+        """The leader's next hard reboot: issued to Nova (``issue``) or
+        not, then the leader is gone before it records anything more."""
+        dead = threading.Event()
+        ops = self.ev.ops
+        real = ops.hard_reboot
+
+        def hard_reboot(server_id):
+            self.stop.set()          # its reconcile loop ends
+            if issue:
+                real(server_id)
+            dead.set()
+            raise LeaderDied('killed at the reboot of %s' % server_id)
+        ops.hard_reboot = hard_reboot
+        return dead
+
+    def _failover(self, issue, back_first=False):
+        server = self.boot('fo')
+        uuid = server['id']
+        dead = self._kill_leader_at_reboot(issue)
+        t_crash = self.lv.crash(uuid)
+        wait_for(dead.is_set, 30, 'the leader at the reboot')
+        if back_first:
+            # Nova's reboot has finished and the host no longer reports
+            # the failure before there is a new leader: only the journal
+            # remembers the outage.
+            wait_for(lambda: self.lv.qemu_pid(uuid), 60, 'qemu back')
+            wait_for(lambda: uuid not in self.recv.instances.failures(),
+                     30, 'failure report gone')
+        # Let the dead leader's loop wind down, then a new leader.
+        time.sleep(0.5)
+        ev2, _ = self.start_evacuator()
+        wait_for(lambda: self.alarms(types=['INSTANCE_FAILED']) and
+                 self.alarms(types=['INSTANCE_FAILED'])[0].cleared_at,
+                 90, 'the outage alarm cleared by the new leader')
+        wait_for(lambda: (lambda s: s['status'] == 'ACTIVE' and
+                          s.get('OS-EXT-STS:task_state') is None)(
+                              self.admin_api.get_server(uuid)),
+                 60, 'ACTIVE in Nova')
+        assert self.lv.qemu_pid(uuid)
+        (alarm,) = self.alarms(types=['INSTANCE_FAILED'])
+        assert alarm.instance_uuid == uuid
+        assert alarm.created_at.timestamp() <= alarm.cleared_at.timestamp()
+        actions = [a['action'] for a in
+                   self.api.get_instance_actions(uuid)]
+        assert actions.count('reboot') == 1, actions
+        assert t_crash
+        return ev2
+
+    def test_died_after_the_reboot_call(self):
+        self._failover(issue=True)
+
+    def test_died_after_the_reboot_call_instance_back_first(self):
+        self._failover(issue=True, back_first=True)
+
+    def test_died_before_the_reboot_call(self):
+        ev2 = self._failover(issue=False)
+        assert any(h['uuid'] for h in ev2.instance_ha.history), \
+            'the new leader did not restart it'

@@ -13,6 +13,7 @@ from keystoneauth1 import token_endpoint
 from oslo_config import cfg
 
 import nova_ha.conf
+from nova_ha import nova_ops
 from nova_ha.evacuator import instance_ha
 
 
@@ -75,8 +76,8 @@ def make_ha(endpoint, clock):
     conf([], project='nova-ha-test')
     sess = ks_session.Session(auth=token_endpoint.Token(endpoint, 'tok'))
     nova = types.SimpleNamespace(client=types.SimpleNamespace(session=sess))
-    ev = types.SimpleNamespace(conf=conf, ops=types.SimpleNamespace(
-        nova=nova), journal=None, receiver=None)
+    ev = types.SimpleNamespace(conf=conf, ops=nova_ops.NovaOps(nova),
+                               journal=None, receiver=None)
     ha = instance_ha.InstanceHA(ev, clock=clock)
     return ha
 
