@@ -48,7 +48,7 @@ demo: $(STAMP) system-deps
 	$(BIN)/nova-ha-sim demo
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal tests
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --durations=25 tests
 
 unit: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal tests/unit
