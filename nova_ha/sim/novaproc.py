@@ -149,6 +149,9 @@ def main(argv=None):
     nova_internals.select_threading_mode()
     import importlib
     module = importlib.import_module('nova.cmd.%s' % args.service)
+    if args.service == 'compute':
+        # After nova.cmd (which patches on import): the sim's driver.
+        from nova_ha.sim import fake_driver  # noqa: F401
     _after_parse_args(_install_external_stand_ins)
     sys.argv = [sys.argv[0]] + rest
     return module.main()

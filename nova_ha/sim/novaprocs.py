@@ -400,7 +400,8 @@ class ProcessNova:
             '[DEFAULT]',
             'host = controller',
             'transport_url = %s' % self.transport_url,
-            'compute_driver = fake.MediumFakeDriver',
+            # MediumFakeDriver whose node UUID survives a restart.
+            'compute_driver = nova_ha_fake.StableMediumFakeDriver',
             'state_path = %s' % self.dir,
             # nova's default report interval; the evacuator forces a
             # failed host's service down itself.
@@ -449,10 +450,22 @@ class ProcessNova:
                 '']))
 
     def _compute_conf(self, host):
+        """The host's own config: its name and its own state_path, which
+        holds its node identity (``compute_id``). nova-compute refuses to
+        start again without that file ("No local node identity found, but
+        this is not our first startup"), and nova's fake drivers never
+        write it: a host returned to service after a failure would never
+        come back."""
         path = self._conf('compute-%s.conf' % host)
         if not os.path.exists(path):
+            state = os.path.join(self.dir, 'hosts', host)
+            os.makedirs(state, exist_ok=True)
+            with open(os.path.join(state, 'compute_id'), 'w') as f:
+                f.write(str(uuid.uuid5(uuid.NAMESPACE_DNS,
+                                       'nova-ha-sim.%s' % host)) + '\n')
             with open(path, 'w') as f:
-                f.write('[DEFAULT]\nhost = %s\n' % host)
+                f.write('[DEFAULT]\nhost = %s\nstate_path = %s\n'
+                        % (host, state))
         return path
 
     def _manage(self, *args):

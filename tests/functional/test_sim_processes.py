@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -74,6 +75,35 @@ def test_power_loss_on_multiprocess_nova(tmp_path):
         racks = {h: 'r1' if h in ('compute01', 'compute02') else 'r2'
                  for h in where.values()}
         assert racks[where['vnf-1']] != racks[where['vnf-2']]
+
+        # Repaired and returned to service, the host's nova-compute starts
+        # again (its node identity kept in its own state_path) and takes
+        # instances.
+        sim.heal(victim)
+        # Enabled once its heartbeats are back, as an operator would (a
+        # host enabled before it is heard is detected again).
+        procs.wait_for(lambda: sim.host(victim)['power'] == 'on', 30)
+        time.sleep(2.0)
+        tries = []
+
+        def enabled():
+            tries.append(ev.nova_ha('host', 'enable', victim))
+            return tries[-1].returncode == 0
+        try:
+            procs.wait_for(enabled, 60, interval=1.0,
+                           what='host enable %s' % victim)
+        except AssertionError as exc:
+            raise AssertionError('%s: %s' % (exc, tries[-1].stderr))
+
+        def back():
+            (svc,) = sim.nova.services.list(host=victim,
+                                            binary='nova-compute')
+            return svc.state == 'up' and svc.status == 'enabled' and \
+                not svc.forced_down
+        procs.wait_for(back, 120, interval=1.0,
+                       what='nova-compute of %s up again' % victim)
+        procs.boot(sim, 'after', count=1, host=victim)
+        assert procs.placement(sim)['after'] == victim
     finally:
         if ev is not None:
             ev.stop()
