@@ -340,23 +340,23 @@ class NovaOps:
             return a.get('message')
         return None
 
-
     # -- images --------------------------------------------------------------
 
     def image_property(self, image_id, name):
-        """``(found, value)`` of an image property, read from the Image
-        service found in the same catalog as Nova (nova-ha's Nova
-        credentials suffice: Glance shows a tenant's image to admin).
-        ``found`` is False when the image is gone (404); any other
-        answer raises :class:`ImageUnreadable` naming the status."""
+        """An image property, read from the Image service found in the
+        same catalog as Nova (nova-ha's Nova credentials suffice: Glance
+        shows a tenant's image to admin); None when the image does not
+        have it or is gone (404). Any other answer raises
+        :class:`ImageUnreadable` naming the status."""
         resp = self.nova.client.session.get(
             '/v2/images/%s' % image_id,
             endpoint_filter={'service_type': 'image'}, raise_exc=False)
         if resp.status_code == 404:
-            return False, None
+            return None
         if resp.status_code != 200:
             raise ImageUnreadable('HTTP %s' % resp.status_code)
-        return True, resp.json().get(name)
+        return resp.json().get(name)
+
 
 def _int_or_none(value):
     try:

@@ -176,6 +176,7 @@ class InstanceHA:
         self._image_policy = {}    # image id -> (property or None, read at)
         self._image_retry_at = float('-inf')   # Image service unreadable
         self._next_sweep = float('-inf')       # first pass: sweep at once
+        self._sweep = None                     # its Future
         # (uuid, kind, crash wall time, heard wall, acted wall, recovered
         # wall): the benchmark's and tests' record of what happened.
         self.history = collections.deque(maxlen=100000)
@@ -214,9 +215,10 @@ class InstanceHA:
                     (failures.get(o.uuid) is None or
                      failures[o.uuid].since != o.since):
                 del self._outages[key]
-        if now >= self._next_sweep and '' not in self._inflight:
+        if now >= self._next_sweep and (self._sweep is None or
+                                        self._sweep.done()):
             self._next_sweep = now + SWEEP_INTERVAL
-            self._submit('', self._sweep_orphans, None)
+            self._sweep = self._pool.submit(self._sweep_orphans)
         self._correlate(now, seen or {})
 
     def _submit(self, uuid, fn, *args):
@@ -227,8 +229,6 @@ class InstanceHA:
                 LOG.exception('instance HA: %s of %s failed; retrying in '
                               '%.0f s', fn.__name__, uuid, RETRY_AFTER)
                 o = args[0]
-                if o is None:
-                    return       # the sweep: again next interval
                 o.next_poll = self.clock() + RETRY_AFTER
                 if fn == self._handle and o.state == 'checking':
                     o.state = 'retry'    # the whole check again, later
@@ -295,7 +295,7 @@ class InstanceHA:
             o.why = source
             o.finished_at = self.clock()
             return
-        if not alarm[1] and self._already_acted(o, server):
+        if not alarm[1] and self._already_acted(o):
             # A previous leader wrote the record and acted: follow it.
             o.state = 'restarting' if policy == RESTART else 'moving'
             o.acted_at = self.clock()
@@ -355,7 +355,7 @@ class InstanceHA:
         Without this the dead leader's reboot -- in the action log, or as
         the task state it set -- would read as an operator's doing and the
         outage, alarm and all, would be left open for ever."""
-        alarm = self._open_alarm(o.key)
+        alarm = self.journal.get_active_alarm(o.key)
         if alarm is None:
             return False
         policy = _alarm_action(alarm.message)
@@ -367,7 +367,7 @@ class InstanceHA:
             o.why = 'journalled by an earlier leader'
             o.finished_at = self.clock()
             return True
-        if not self._already_acted(o, None, actions=(
+        if not self._already_acted(o, actions=(
                 'reboot' if policy == RESTART else 'migrate',)):
             return False      # it died before its call: this one acts
         o.policy = policy
@@ -377,19 +377,20 @@ class InstanceHA:
                     'ordered (alarm %d)', o.uuid, o.host, policy, alarm.id)
         return True
 
-    def _open_alarm(self, key):
-        t = models.Alarm.__table__
-        with self.journal.transaction(write=False) as conn:
-            row = conn.execute(sa.select(t.c.id, t.c.message).where(
-                t.c.active_key == key)).first()
-        return row
-
-    def _sweep_orphans(self, _none):
+    def _sweep_orphans(self):
         """Close the open outage alarms no outage here stands for: an
         earlier leader's whose instance came back before this leader heard
         of it. Cleared when Nova shows the instance ACTIVE and idle (or
         gone) and its host no longer reports it failed; an ERROR instance
-        or an outage with policy none keeps its alarm for the operator."""
+        or an outage with policy none keeps its alarm for the operator.
+        A failed sweep is logged and done again next interval."""
+        try:
+            self._sweep_orphan_alarms()
+        except Exception:   # noqa: BLE001 -- again in SWEEP_INTERVAL
+            LOG.exception('instance HA: sweep of outage alarms failed; '
+                          'again in %.0f s', SWEEP_INTERVAL)
+
+    def _sweep_orphan_alarms(self):
         known = {o.key for o in list(self._outages.values())}
         failing = self.receiver.instances.failures()
         for alarm in self.journal.list_alarms(
@@ -412,7 +413,7 @@ class InstanceHA:
             LOG.warning('instance %s on %s: outage of an earlier leader '
                         'closed (%s)', uuid, alarm.host, why)
 
-    def _already_acted(self, o, server, actions=('reboot', 'migrate')):
+    def _already_acted(self, o, actions=('reboot', 'migrate')):
         ours = set(self._our_requests)
         cutoff = _ts(o.since - self.opts.action_grace)
         for action in self.ops.instance_actions(o.uuid):
@@ -474,8 +475,8 @@ class InstanceHA:
             return image_id, None
         problem = None
         try:
-            # Deleted since (not found): the flavor and default rule.
-            _found, value = self.ops.image_property(image_id, SPEC)
+            # Deleted since (None): the flavor and default rule.
+            value = self.ops.image_property(image_id, SPEC)
         except Exception as exc:   # noqa: BLE001 -- the flavor still rules
             problem = str(exc) or type(exc).__name__
         if problem is not None:

@@ -1348,6 +1348,11 @@ class Journal:
         return self._read(lambda conn: _row(Alarm, conn.execute(
             T_ALARM.select().where(T_ALARM.c.id == alarm_id)).first()))
 
+    def get_active_alarm(self, key):
+        """The uncleared alarm of ``key``, or None."""
+        return self._read(lambda conn: _row(Alarm, conn.execute(
+            T_ALARM.select().where(T_ALARM.c.active_key == key)).first()))
+
     def list_alarms(self, status='active', host=None, types=None,
                     severities=None, min_severity=None, acknowledged=None,
                     rack=None, power_domain=None, availability_zone=None,

@@ -9,23 +9,18 @@ a host (returned to service after a failure) then reports a new node UUID
 for the same host and node name, and nova refuses to start it ("Duplicate
 compute node record found"). A real driver's node UUID is stable (libvirt
 keeps it in ``$state_path/compute_id``); here it is derived from the node
-name.
+name (nova_internals.node_uuid, also each host's compute_id).
 """
 
 import sys
-import uuid
 
 from nova.virt import fake
+
+from nova_ha.sim.nova_internals import node_uuid
 
 #: ``[DEFAULT] compute_driver`` value of this driver.
 DRIVER = 'nova_ha_fake.StableMediumFakeDriver'
 sys.modules.setdefault('nova.virt.nova_ha_fake', sys.modules[__name__])
-
-
-def node_uuid(nodename):
-    """The node's UUID: the same in every process and every start."""
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS,
-                          'node.%s.nova-ha-sim' % nodename))
 
 
 class StableMediumFakeDriver(fake.MediumFakeDriver):

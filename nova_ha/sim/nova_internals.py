@@ -262,3 +262,13 @@ def check():
         except (ImportError, AttributeError) as exc:
             missing.append('%s.%s (%s)' % (module, dotted, exc))
     return missing
+
+
+def node_uuid(nodename):
+    """A simulated compute node's UUID, the same in every process and
+    every start: the multi-process sim writes it as each host's
+    ``compute_id`` (novaprocs) and its driver reports it
+    (nova_ha.sim.fake_driver)."""
+    import uuid
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS,
+                          'node.%s.nova-ha-sim' % nodename))

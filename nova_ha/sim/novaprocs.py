@@ -461,8 +461,7 @@ class ProcessNova:
             state = os.path.join(self.dir, 'hosts', host)
             os.makedirs(state, exist_ok=True)
             with open(os.path.join(state, 'compute_id'), 'w') as f:
-                f.write(str(uuid.uuid5(uuid.NAMESPACE_DNS,
-                                       'nova-ha-sim.%s' % host)) + '\n')
+                f.write(nova_internals.node_uuid(host) + '\n')
             with open(path, 'w') as f:
                 f.write('[DEFAULT]\nhost = %s\nstate_path = %s\n'
                         % (host, state))

@@ -33,6 +33,15 @@ class TestAlarms:
         assert (old.cleared_at, old.cleared_by, old.active_key) == (
             s(2), 'evac', None)
 
+    def test_active_alarm_by_key(self, jrnl):
+        key = 'INSTANCE_FAILED|cmp1|vm1|1'
+        assert jrnl.get_active_alarm(key) is None
+        a, _ = jrnl.raise_alarm('INSTANCE_FAILED', 'MAJOR', 'vm1 crashed',
+                                host='cmp1', key=key, at=s(0))
+        assert jrnl.get_active_alarm(key).id == a.id
+        jrnl.clear_alarms(key=key, by='evac', at=s(1))
+        assert jrnl.get_active_alarm(key) is None
+
     def test_concurrent_raise_is_one_alarm(self, jrnl, second):
         actors = [jrnl, second]
         got = race(2, lambda i: actors[i].raise_alarm(
