@@ -393,10 +393,12 @@ class SimCloud:
 
     @property
     def placement_endpoint(self):
-        """The placement API as the evacuators reach it, or None (--nova
-        processes: its placement admits only nova's own admin token)."""
+        """The placement API as the evacuators reach it (the sim has no
+        service catalog): ``--nova processes``, the placement process,
+        which admits the sim's token as its admin; in-process, the reads
+        the API port serves from nova's placement fixture."""
         if self.nova_kind == 'processes':
-            return None
+            return 'http://127.0.0.1:%d' % self.stack.placement_port
         from nova_ha.sim import http as sim_http
         return 'http://127.0.0.1:%d%s' % (self.api_port,
                                           sim_http.PLACEMENT_PATH)
@@ -425,6 +427,13 @@ class SimCloud:
         if self.nova_kind == 'inprocess':
             return time.process_time()
         return self.stack.cpu_seconds()
+
+    def nova_cpu_by_service(self):
+        """{service: CPU seconds} with ``--nova processes``; the in-process
+        Nova is one process: {'nova': seconds}."""
+        if self.nova_kind == 'inprocess':
+            return {'nova': time.process_time()}
+        return self.stack.cpu_by_service()
 
     def _start_agents(self):
         """One heartbeat agent per host, in a child process (see

@@ -106,10 +106,15 @@ def _run_api(argv, port, token, project_id):
     _serve_forever(sim_http.token_auth(app, token, project_id), port)
 
 
-def _run_placement(config_dir, port):
+def _run_placement(config_dir, port, token):
     os.environ['OS_PLACEMENT_CONFIG_DIR'] = config_dir
     from placement.wsgi import init_application
-    _serve_forever(init_application(), port)
+
+    from nova_ha.sim import http as sim_http
+    app = init_application()
+    if token:
+        app = sim_http.placement_token(app, token)
+    _serve_forever(app, port)
 
 
 def _exit_with_parent():
@@ -138,7 +143,8 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     _exit_with_parent()
     if args.service == 'placement':
-        return _run_placement(args.placement_config_dir, args.port)
+        return _run_placement(args.placement_config_dir, args.port,
+                              args.token)
     # The release's threading mode (nova_internals: native threads on nova
     # 34, eventlet before), inherited from the sim through the environment;
     # nova.cmd modules patch on import, the API is patched here.

@@ -111,8 +111,12 @@ def _cpu_seconds(pid):
         with open('/proc/%d/stat' % pid) as f:
             fields = f.read().rsplit(')', 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / tick
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            children = [int(c) for c in f.read().split()]
+        # A child is listed under the thread that forked it, which need
+        # not be the main one (oslo.service forks its workers from one).
+        children = []
+        for task in os.listdir('/proc/%d/task' % pid):
+            with open('/proc/%d/task/%s/children' % (pid, task)) as f:
+                children += [int(c) for c in f.read().split()]
     except (OSError, ValueError, IndexError):
         return total
     return total + sum(_cpu_seconds(c) for c in children)
@@ -208,7 +212,8 @@ class ProcessNova:
         placement = self._service(
             'placement', 'placement',
             ['--port', str(self.placement_port),
-             '--placement-config-dir', self.dir]).start()
+             '--placement-config-dir', self.dir],
+            env=dict(os.environ, NOVA_HA_SIM_TOKEN=self.token)).start()
         api = self._service(
             'api', 'api', ['--port', str(self.api_port),
                            '--project-id', self.project_id,
@@ -261,11 +266,18 @@ class ProcessNova:
 
     def cpu_seconds(self):
         """CPU seconds used by the live services and their workers."""
-        total = 0.0
+        return sum(self.cpu_by_service().values())
+
+    def cpu_by_service(self):
+        """{service: CPU seconds} of the live services and their workers;
+        every nova-compute counts under 'compute'."""
+        totals = {}
         for service in self.services:
             if service.running():
-                total += _cpu_seconds(service.proc.pid)
-        return total
+                kind = service.argv[0]
+                totals[kind] = (totals.get(kind, 0.0)
+                                + _cpu_seconds(service.proc.pid))
+        return totals
 
     # -- processes -----------------------------------------------------------
     def _conf(self, name):

@@ -3,6 +3,7 @@
 machine's MariaDB and RabbitMQ, and the evacuator recovering a host of it.
 """
 
+import configparser
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 from tests.functional import procs
 from tests.functional import test_evacuator as evac
@@ -75,6 +77,20 @@ def test_power_loss_on_multiprocess_nova(tmp_path):
         racks = {h: 'r1' if h in ('compute01', 'compute02') else 'r2'
                  for h in where.values()}
         assert racks[where['vnf-1']] != racks[where['vnf-2']]
+        # The evacuator reads placement (recovery placement's disabled
+        # hosts, capacity) at the endpoint the sim gives it, with its own
+        # token: that worked only in-process before.
+        conf = configparser.ConfigParser(strict=False, interpolation=None)
+        conf.read(sim.state['evacuator_configs'][0])
+        resp = requests.get(
+            conf['capacity']['placement_endpoint'] + '/resource_providers',
+            headers={'X-Auth-Token': conf['nova']['token'],
+                     'OpenStack-API-Version': 'placement 1.18'}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert len(resp.json()['resource_providers']) == 4
+        with open(conf['DEFAULT']['log_file']) as f:
+            log = f.read()
+        assert 'cannot read the disabled compute providers' not in log
 
         # Repaired and returned to service, the host's nova-compute starts
         # again (its node identity kept in its own state_path) and takes
