@@ -1,7 +1,8 @@
 """An evacuation whose migration record says "done" is finished once Nova
 shows the server ACTIVE on another host (issue 12: never on the migration
-record alone), read for every recovery in ONE server list call: no GET of
-the server per instance.
+record alone). Many ended at once are read in ONE server list call, no GET
+per instance; a few ended per poll are read one GET each, not with a list
+of every server of the recovery each time (issue 14).
 
 The real reconcile loop (tests/unit/evacuator/test_flapping.py's harness)
 with a Nova stand-in whose migration records end every evacuation at once;
@@ -92,5 +93,56 @@ def test_failed_migration_still_reads_the_server(tmp_path):
         # Only the retries of the failed one read the server by itself
         # (no evacuation of it in flight before re-issuing).
         assert {c[1] for c in cloud.ops.calls if c[0] == 'server'} == {'u3'}
+    finally:
+        cloud.close()
+
+
+class TricklingOps(EndedOps):
+    """Twelve evacuations that end two per look at the migrations, as a
+    burst spread over several hosts finishes."""
+
+    UUIDS = ['t%02d' % i for i in range(1, 13)]
+
+    def __init__(self):
+        harness.Ops.__init__(self, harness.HOSTS, {'c1': self.UUIDS})
+        self.failed = set()
+
+    def evacuations_since(self, since, hosts):
+        looks = self.count('evacuations_since')
+        migs = super().evacuations_since(since, hosts)['c1']
+        for i, uuid in enumerate(sorted(migs)):
+            if i >= 2 * (looks + 1):
+                migs[uuid].status = 'running'
+        return {'c1': migs}
+
+    def _view(self, uuid):
+        done = {m.instance_uuid for m in self._last['c1'].values()
+                if m.status == 'done'}
+        if uuid in done:
+            return super()._view(uuid)
+        return types.SimpleNamespace(**{
+            'id': uuid, 'status': 'REBUILD', 'OS-EXT-SRV-ATTR:host': 'c1',
+            'OS-EXT-STS:task_state': 'rebuild_spawning'})
+
+
+def test_a_trickle_of_finished_evacuations_reads_each_server_once(tmp_path):
+    """A few evacuations end per poll: each of their servers is read by
+    one GET, never a list of every server of the recovery on every poll
+    (that list cost nova-api more CPU than the evacuations: issue 14)."""
+    ops = TricklingOps()
+    recorded = ops.evacuations_since
+
+    def remember(since, hosts):
+        ops._last = recorded(since, hosts)
+        return ops._last
+    ops.evacuations_since = remember
+    cloud, rec, items = run(tmp_path, ops)
+    try:
+        assert {(i.instance_uuid, i.state) for i in items} == {
+            (u, 'done') for u in TricklingOps.UUIDS}
+        # One list: the audit before closing reads every done server.
+        assert ops.count('servers_changed_since') == 1
+        reads = [c[1] for c in ops.calls if c[0] == 'server']
+        assert sorted(reads) == TricklingOps.UUIDS
     finally:
         cloud.close()
