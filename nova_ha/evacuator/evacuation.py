@@ -46,6 +46,9 @@ STUCK_REFRESH = 30.0
 SCHEDULING_FAILED = 'error'
 # Server statuses of an instance that an evacuation has put down for good.
 SETTLED = ('ACTIVE', 'SHUTOFF')
+# Seconds between reads of the servers whose accepted evacuation shows no
+# migration record yet (Evacuations._accepted_unseen).
+UNSEEN_REREAD = 2.0
 # Servers to read one GET each rather than with one list of all the
 # recovery's changed servers (Evacuations._servers).
 GET_EACH_AT_MOST = 4
@@ -144,6 +147,8 @@ class Evacuations:
         self._polled = {}        # recovery id -> Polled, this pass
         self._last_poll = 0.0
         self._last_audit = None  # monotonic time of the last audit
+        self._unseen_read = {}   # recovery id -> when its accepted-but-
+        #                          unseen servers were last read
         self._checked = {}       # instance uuid -> last clear-to-issue GET
 
     # -- shortcuts -----------------------------------------------------------
@@ -165,6 +170,7 @@ class Evacuations:
         self._last_poll = 0.0
         self._last_audit = None
         self._checked = {}
+        self._unseen_read = {}
 
     # -- one pass ------------------------------------------------------------
     def poll(self, recs, now):
@@ -254,17 +260,36 @@ class Evacuations:
         # Nova's view of the server is needed when the evacuation ended (is
         # the server ACTIVE elsewhere?) or left no migration record (what
         # does Nova show?), or shows no progress for a while.
+        unseen_due = (self.ev.clock() - self._unseen_read.get(rec.id, -1e9)
+                      >= UNSEEN_REREAD)
         need = [i.instance_uuid for i in polled.items
-                if migs[i.instance_uuid] is None
-                or migs[i.instance_uuid].finished
-                or self._age(rec, i) > self.opts.evacuation_timeout
-                or self._stalled(i, self._progress(migs[i.instance_uuid],
-                                                   None))]
+                if self._needs_server(rec, i, migs[i.instance_uuid],
+                                      unseen_due)]
+        if unseen_due and any(migs[u] is None for u in need):
+            self._unseen_read[rec.id] = self.ev.clock()
         servers = self._servers(rec, polled, need) if need else {}
         for item in polled.items:
             mig = migs[item.instance_uuid]
             view = servers.get(item.instance_uuid, _UNKNOWN)
             self.follow_one(rec, item, mig, view)
+
+    def _needs_server(self, rec, item, mig, unseen_due):
+        if mig is None:
+            return unseen_due or not self._accepted_unseen(rec, item)
+        return (mig.finished
+                or self._age(rec, item) > self.opts.evacuation_timeout
+                or self._stalled(item, self._progress(mig, None)))
+
+    def _accepted_unseen(self, rec, item):
+        """Nova accepted the call, so it made the migration record, but the
+        poll does not show it yet: changes-since selects records by
+        ``updated_at``, which Nova leaves empty until the conductor first
+        touches the record (seconds, in a burst). Such servers are read
+        every UNSEEN_REREAD seconds, not on every poll: reading them all
+        on every poll of a burst cost nova-api more than the evacuations
+        (issue 14). Past evacuation_timeout they are read every poll."""
+        return (item.accepted_at is not None
+                and self._age(rec, item) <= self.opts.evacuation_timeout)
 
     @staticmethod
     def _progress(mig, view):

@@ -146,3 +146,45 @@ def test_a_trickle_of_finished_evacuations_reads_each_server_once(tmp_path):
         assert sorted(reads) == TricklingOps.UUIDS
     finally:
         cloud.close()
+
+
+class UnseenOps(EndedOps):
+    """Nova accepted every evacuate call, but its migration records stay
+    out of the changes-since poll (Nova leaves ``updated_at`` empty until
+    the conductor first touches a record) for the first ``hidden`` looks;
+    meanwhile the servers are being rebuilt."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.hidden = hidden
+
+    def evacuations_since(self, since, hosts):
+        if self.count('evacuations_since') < self.hidden:
+            self.calls.append(('evacuations_since', tuple(sorted(hosts))))
+            return {}
+        return super().evacuations_since(since, hosts)
+
+    def _view(self, uuid):
+        if self.count('evacuations_since') <= self.hidden:
+            return types.SimpleNamespace(**{
+                'id': uuid, 'status': 'REBUILD', 'OS-EXT-SRV-ATTR:host': 'c1',
+                'OS-EXT-STS:task_state': 'rebuilding'})
+        return super()._view(uuid)
+
+
+def test_accepted_evacuations_without_a_visible_record_are_not_read_every_poll(
+        tmp_path):
+    """12 polls (0.3 s apart) that show no record of the 5 accepted
+    evacuations: their servers are read every 2 s (UNSEEN_REREAD), not on
+    every poll; once the records show done, the items are done."""
+    cloud, rec, items = run(tmp_path, UnseenOps(hidden=12))
+    try:
+        assert {(i.instance_uuid, i.state) for i in items} == {
+            (u, 'done') for u in UUIDS}
+        lists = cloud.ops.count('servers_changed_since')
+        gets = cloud.ops.count('server')
+        # 12 polls over 3.6 s: at most 2 reads of the 5 while unseen, then
+        # one when they are done and one audit before closing.
+        assert lists + gets / len(UUIDS) <= 4, (lists, gets)
+    finally:
+        cloud.close()
