@@ -48,7 +48,7 @@ SCHEDULING_FAILED = 'error'
 SETTLED = ('ACTIVE', 'SHUTOFF')
 # Seconds between reads of the servers whose accepted evacuation shows no
 # migration record yet (Evacuations._accepted_unseen).
-UNSEEN_REREAD = 2.0
+UNSEEN_REREAD = 10.0
 # Servers to read one GET each rather than with one list of all the
 # recovery's changed servers (Evacuations._servers).
 GET_EACH_AT_MOST = 4

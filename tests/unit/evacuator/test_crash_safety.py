@@ -293,8 +293,10 @@ def test_one_failing_recovery_does_not_stop_another(tmp_path):
             cloud.settle_fence('c2')
         rec1 = cloud.journal.get_open_recovery('c1')
         (rec2,) = [r for r in cloud.journal.list_recoveries(host='c2')]
-        # u2's evacuation finishes in Nova while u1's GET keeps failing.
+        # u2's evacuation finishes in Nova (its migration record done)
+        # while u1's GET keeps failing.
         cloud.ops.where['u2'] = ('c4', 'ACTIVE', None)
+        cloud.ops.migs['u2'] = (2, 'done', 'c4')
         for _ in range(8):
             cloud.tick(0.3, beat=['c3', 'c4'])
         rec2 = cloud.journal.get_recovery(rec2.id)
@@ -311,6 +313,7 @@ def test_one_failing_recovery_does_not_stop_another(tmp_path):
         # Nova answers again: the failing recovery goes on and resets.
         cloud.ops.fail_get = set()
         cloud.ops.where['u1'] = ('c3', 'ACTIVE', None)
+        cloud.ops.migs['u1'] = (1, 'done', 'c3')
         import time
         time.sleep(max(0.0, (rec1.retry_at - utcnow()).total_seconds()))
         for _ in range(6):
