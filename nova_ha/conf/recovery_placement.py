@@ -24,9 +24,15 @@ OPTS = [
                     'failure). 0: derived, ceil(instances to recover / '
                     'eligible hosts). An instance no host under the limit '
                     'can take is evacuated with no host.'),
-    cfg.FloatOpt('member_cache_seconds', default=5.0, min=0.0,
+    cfg.FloatOpt('member_cache_seconds', default=60.0, min=0.0,
                  help='Seconds the hosts of server-group members (one '
-                      'server list) are reused between plans.'),
+                      'server list of every server) are reused between '
+                      'plans. The plans of a burst see their own moves and '
+                      'those the journal records since the list; a move by '
+                      'anyone else meanwhile only costs a refused plan '
+                      '(the scheduler judges every planned host). At 5 s '
+                      'one 100-instance rack recovery read that list nine '
+                      'times (2.3 MB of server detail).'),
 ]
 
 
