@@ -701,6 +701,7 @@ class Evacuations:
                 detail='%d instance(s) not recovered' % len(bad)
                 if bad else None,
                 host_state='RECOVERED'):
+            self._unseen_read.pop(rec.id, None)
             ev.journal.reset_guard(rec.host, epoch=ev.epoch)
             ev.journal.clear_alarms(host=rec.host,
                                     type='MASS_FAILURE_GUARD',
