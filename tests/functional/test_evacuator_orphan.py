@@ -37,10 +37,13 @@ def test_host_monitored_again_after_crash_between_close_and_state(
         ev = procs.Evacuator(conf).wait_running()
         j = procs.journal(conf)
         try:
+            # One pass repairs both, but in two transactions: wait for the
+            # pair, not for the first and then read the second.
             procs.wait_for(
-                lambda: j.get_host_state('compute02').state == 'OK', 30,
-                interval=0.2, what='compute02 OK again')
-            assert j.get_host_state('compute05').state == 'RECOVERED'
+                lambda: (j.get_host_state('compute02').state,
+                         j.get_host_state('compute05').state) == (
+                             'OK', 'RECOVERED'), 30,
+                interval=0.2, what='compute02 OK again, compute05 RECOVERED')
             # compute02 fails for real: detected, fenced, recovered.
             (server,) = procs.boot(sim, 'orphan', count=1,
                                    host='compute02')
