@@ -20,8 +20,19 @@ MICROVERSION = '2.94'
 # Connections kept open per endpoint. The evacuator calls Nova up to
 # [evacuator] max_concurrent_evacuations (20) at once: with requests'
 # default 10, half of a burst's calls opened a connection and threw it
-# away ("Connection pool is full").
+# away ("Connection pool is full"). The pool is at least POOL_SIZE, and
+# holds a burst plus POOL_HEADROOM for the threads outside the burst
+# (leader's pass, audit, capacity reads).
 POOL_SIZE = 32
+POOL_HEADROOM = 4
+
+
+def pool_size(conf):
+    try:
+        burst = conf.evacuator.max_concurrent_evacuations
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return POOL_SIZE      # the CLI, maintenance: no burst of calls
+    return max(POOL_SIZE, burst + POOL_HEADROOM)
 
 
 class NovaConfigError(Exception):
@@ -39,7 +50,7 @@ def session_from_conf(conf=None):
         # keystoneauth's own adapter (TCP keep-alive), as it mounts on the
         # sessions it makes, with a pool for a burst.
         http.mount(scheme, ks_session.TCPKeepAliveAdapter(
-            pool_maxsize=POOL_SIZE))
+            pool_maxsize=pool_size(conf)))
     return ks_loading.load_session_from_conf_options(conf, 'nova', auth=auth,
                                                      session=http)
 

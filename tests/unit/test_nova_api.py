@@ -7,13 +7,15 @@ from nova_ha.conf import evacuator as evacuator_conf
 from nova_ha.conf import nova as nova_conf
 
 
-def _conf(tmp_path):
+def _conf(tmp_path, extra='', evacuator=True):
     path = tmp_path / 'nova-ha.conf'
     path.write_text('[nova]\nauth_type = admin_token\n'
-                    'endpoint = http://127.0.0.1:1/v2.1\ntoken = t\n')
+                    'endpoint = http://127.0.0.1:1/v2.1\ntoken = t\n'
+                    + extra)
     conf = cfg.ConfigOpts()
     nova_conf.register_opts(conf)
-    evacuator_conf.register_opts(conf)
+    if evacuator:
+        evacuator_conf.register_opts(conf)
     conf([], default_config_files=[str(path)])
     return conf
 
@@ -30,3 +32,22 @@ def test_session_keeps_a_connection_per_concurrent_evacuation(tmp_path):
             conf.evacuator.max_concurrent_evacuations
         # keystoneauth's own adapter, as on the sessions it makes.
         assert type(adapter).__name__ == 'TCPKeepAliveAdapter'
+
+
+def _pool(conf):
+    sess = nova_api.session_from_conf(conf)
+    return sess.session.get_adapter('http://127.0.0.1')._pool_maxsize
+
+
+def test_pool_follows_a_larger_max_concurrent_evacuations(tmp_path):
+    """An operator who raises the burst size gets the connections for it:
+    the pool is derived from the option, not fixed."""
+    conf = _conf(tmp_path, '[evacuator]\nmax_concurrent_evacuations = 50\n')
+    assert _pool(conf) >= 50
+
+
+def test_pool_without_the_evacuator_options(tmp_path):
+    """The CLI and maintenance load no [evacuator] options: they get the
+    default pool, not an error."""
+    conf = _conf(tmp_path, evacuator=False)
+    assert _pool(conf) == nova_api.POOL_SIZE
