@@ -19,8 +19,10 @@ Two views of the same calls:
 
 import datetime
 import logging
+from urllib import parse as urlparse
 
 from novaclient import exceptions as nova_exc
+from novaclient.v2 import migrations as nova_migrations
 
 LOG = logging.getLogger(__name__)
 
@@ -29,6 +31,11 @@ MIN_MICROVERSION = '2.53'   # service ids are UUIDs; 2.47 embeds flavors
 # Migration statuses nova uses for an evacuation.
 MIGRATION_DONE = ('done', 'completed')
 MIGRATION_FAILED = ('error', 'failed')
+
+# Pages of one migration list followed at most (each of Nova's
+# [api] max_limit records, 1,000 by default): a guard against a marker
+# that never advances, far above any outage.
+MAX_MIGRATION_PAGES = 100
 
 NotFound = nova_exc.NotFound
 Conflict = nova_exc.Conflict
@@ -251,13 +258,36 @@ class NovaOps:
 
     # -- migrations and actions ----------------------------------------------
 
+    def _migration_list(self, **filters):
+        """Every migration record matching ``filters`` (novaclient's
+        names), as novaclient resources. Nova caps a list at its
+        ``[api] max_limit`` and adds a ``migrations_links`` next link when
+        the page is full; novaclient drops the link, so this follows it
+        (by marker) -- a recovery larger than one page is seen whole."""
+        opts = {('changes-since' if k == 'changes_since' else k): v
+                for k, v in filters.items() if v is not None}
+        manager = self.nova.migrations
+        found = []
+        for _ in range(MAX_MIGRATION_PAGES):
+            _, body = self.nova.client.get(
+                '/os-migrations?' + urlparse.urlencode(sorted(opts.items())))
+            found += [nova_migrations.Migration(manager, m, loaded=True)
+                      for m in (body or {}).get('migrations', []) if m]
+            marker = _next_marker((body or {}).get('migrations_links'))
+            if marker is None or marker == opts.get('marker'):
+                return found
+            opts['marker'] = marker
+        LOG.warning('migration list %s: stopped after %d pages (%d records)',
+                    filters, MAX_MIGRATION_PAGES, len(found))
+        return found
+
     def evacuations_since(self, since, hosts):
         """{source host: {instance uuid: newest evacuation migration}}
         for the evacuations away from any of ``hosts`` created since
         ``since``: ONE API call for every host being recovered."""
         hosts = set(hosts)
-        migs = self.nova.migrations.list(
-            host=None, migration_type='evacuation',
+        migs = self._migration_list(
+            migration_type='evacuation',
             changes_since=since.strftime('%Y-%m-%dT%H:%M:%S'))
         out = {}
         for m in migs:
@@ -274,8 +304,8 @@ class NovaOps:
     def evacuations_from(self, host, since):
         """{instance uuid: newest evacuation migration} for migrations
         away from `host` created since `since` (one API call)."""
-        migs = self.nova.migrations.list(
-            host=None, source_compute=host, migration_type='evacuation',
+        migs = self._migration_list(
+            source_compute=host, migration_type='evacuation',
             changes_since=since.strftime('%Y-%m-%dT%H:%M:%S'))
         cutoff = since.replace(tzinfo=None, microsecond=0)
         newest = {}
@@ -292,7 +322,7 @@ class NovaOps:
         """The server's migration records (dicts), newest (highest id)
         first."""
         migs = [m.to_dict() for m in
-                self.nova.migrations.list(instance_uuid=server_id)]
+                self._migration_list(instance_uuid=server_id)]
         return sorted(migs, key=lambda m: m['id'], reverse=True)
 
     def migrations_from(self, host, since=None):
@@ -301,7 +331,7 @@ class NovaOps:
         kwargs = {'source_compute': host}
         if since is not None:
             kwargs['changes_since'] = since.strftime('%Y-%m-%dT%H:%M:%SZ')
-        migs = [m.to_dict() for m in self.nova.migrations.list(**kwargs)]
+        migs = [m.to_dict() for m in self._migration_list(**kwargs)]
         return sorted(migs, key=lambda m: m['id'], reverse=True)
 
     def instance_actions(self, server_id):
@@ -383,3 +413,13 @@ parse_time = _parse_time
 def server_fault(server):
     fault = getattr(server, 'fault', None) or {}
     return fault.get('message', '')
+
+
+def _next_marker(links):
+    """The marker of Nova's ``rel: next`` link, or None (last page)."""
+    for link in links or ():
+        if link.get('rel') == 'next':
+            query = urlparse.parse_qs(urlparse.urlsplit(
+                link.get('href', '')).query)
+            return (query.get('marker') or [None])[0]
+    return None
