@@ -3,6 +3,10 @@
     nova-ha alarm list [--all] [--host H] [--type T] [--min-severity S]
     nova-ha recovery list [--host H] [--state S]
     nova-ha recovery show ID        per-step timeline with durations
+    nova-ha recovery retry ID --operator NAME
+                                    evacuate again the instances an
+                                    incomplete recovery could not place
+                                    (capacity added since)
     nova-ha host list               journal state of every compute host
     nova-ha host enable HOST        return a recovered host to service
     nova-ha host lift-guard HOST... --operator NAME
@@ -62,6 +66,21 @@ def add_parser(subparsers):
                    help='recovery id (see "nova-ha recovery list")')
     journal_cli.add_format_option(p, journal_cli.SHOW_FORMATS)
 
+    p = _journal_command(sub, 'retry', _recovery_retry,
+                         'Evacuate again the instances a recovery could not '
+                         'recover (no_valid_host, error), once capacity has '
+                         'been added: the recovery re-opens and the running '
+                         'evacuator evacuates them with no target host, so '
+                         'the scheduler applies their rules again. Only for '
+                         'a recovery that ended incomplete, while its host '
+                         'is still fenced and RECOVERED (not enabled '
+                         'again).')
+    p.add_argument('id', type=int, metavar='ID',
+                   help='recovery id (see "nova-ha recovery list --state '
+                        'incomplete")')
+    p.add_argument('--operator', required=True,
+                   help='who asks for the retry (journalled)')
+
     host = subparsers.add_parser('host', help='compute hosts as nova-ha '
                                  'sees them')
     sub = host.add_subparsers(dest='host_command', metavar='COMMAND')
@@ -86,6 +105,33 @@ def add_parser(subparsers):
                    help='compute host(s) to let through')
     p.add_argument('--operator', required=True,
                    help='who lifts the guard (journalled)')
+
+
+@journal_cli._safe
+def _recovery_retry(args):
+    from nova_ha.journal import api as journal_api
+    if not args.operator.strip():
+        print('nova-ha recovery retry: --operator must name someone',
+              file=sys.stderr)
+        return 2
+    j = journal_cli._journal(args)
+    try:
+        items = j.retry_recovery(args.id, args.operator.strip())
+    except journal_api.NotFound:
+        print('nova-ha recovery retry: no recovery %s (see "nova-ha '
+              'recovery list")' % args.id, file=sys.stderr)
+        return 2
+    except journal_api.RetryRefused as exc:
+        print('nova-ha recovery retry: %s' % exc, file=sys.stderr)
+        return 3
+    finally:
+        j.close()
+    print('recovery %s re-opened by %s: %d instance(s) to evacuate again '
+          '(follow with "nova-ha recovery show %s")'
+          % (args.id, args.operator.strip(), len(items), args.id))
+    for item in items:
+        print('  %s (%s)' % (item.name or '-', item.instance_uuid))
+    return 0
 
 
 @journal_cli._safe

@@ -427,6 +427,20 @@ class Evacuations:
                     .total_seconds() >= self.opts.evacuation_stall_alarm:
                 ev.journal.clear_alarms(key=self._stuck_key(rec, item),
                                         by=self.opts.name, epoch=ev.epoch)
+            self._clear_failure_alarms(rec, item)
+
+    # An instance's final-failure alarms, cleared once it is recovered
+    # after all (an operator's `recovery retry`).
+    FAILURE_ALARMS = ('NO_VALID_HOST', 'EVACUATION_FAILED')
+
+    def _clear_failure_alarms(self, rec, item):
+        if item.last_error is None:
+            return      # never failed: no such alarm (saves the writes)
+        for type_ in self.FAILURE_ALARMS:
+            self.ev.journal.clear_alarms(
+                key=self.ev.journal.alarm_key(type_, rec.host,
+                                              item.instance_uuid),
+                by=self.opts.name, epoch=self.ev.epoch)
 
     def _no_record(self, rec, item, view, age):
         """No migration record of this attempt: evacuate again only on
@@ -575,6 +589,7 @@ class Evacuations:
             self.ev.step(rec.id, 'active:%s' % item.instance_uuid,
                          detail='%s on %s (%s; moved by an earlier attempt)'
                          % (item.name, view.host, view.status))
+            self._clear_failure_alarms(rec, item)
 
     def start(self, rec):
         ev = self.ev

@@ -252,6 +252,11 @@ class NotFound(JournalError):
     pass
 
 
+class RetryRefused(JournalError):
+    """``retry_recovery``: the recovery is not one an operator may retry
+    now; the message says why."""
+
+
 class SchemaError(JournalError):
     """The database is not at the journal's newest schema revision."""
 
@@ -1036,6 +1041,86 @@ class Journal:
             return True
         return self._run_retry(fn)
 
+    RETRYABLE_ITEMS = ('error', 'no_valid_host')
+
+    def retry_recovery(self, recovery_id, operator, at=None):
+        """An operator's retry of a recovery that ended ``incomplete``
+        (typically NO_VALID_HOST: capacity has been added since). In one
+        transaction: the recovery re-opens, its host goes back to
+        EVACUATING and every ``error``/``no_valid_host`` item to
+        ``pending``; the evacuator then evacuates them as any other (one
+        more attempt each, Nova read first). Only while the host is still
+        RECOVERED from this very recovery -- fenced, forced down, not
+        enabled again -- so nothing is evacuated off a host in service.
+        Returns the re-opened items; raises NotFound or RetryRefused."""
+        at = _utc(at)
+
+        def fn(conn):
+            rec = conn.execute(T_REC.select().where(
+                T_REC.c.id == recovery_id)).first()
+            if rec is None:
+                raise NotFound('journal: no recovery %s' % recovery_id)
+            if rec.state != 'incomplete':
+                raise RetryRefused({
+                    'open': 'recovery %s of %s is open: the evacuator is '
+                            'still working on it' % (rec.id, rec.host),
+                    'done': 'recovery %s of %s is done: every instance was '
+                            'recovered' % (rec.id, rec.host),
+                    'failed': 'recovery %s of %s failed before any '
+                              'evacuation (the host was not fenced): '
+                              'nothing may be evacuated off it'
+                              % (rec.id, rec.host),
+                }.get(rec.state, 'recovery %s is %s' % (rec.id, rec.state)))
+            host = conn.execute(T_HOST.select().where(
+                T_HOST.c.host == rec.host)).first()
+            if host is None or host.state != 'RECOVERED' or \
+                    host.recovery_id != rec.id:
+                raise RetryRefused(
+                    'host %s is %s%s, not RECOVERED from recovery %s: its '
+                    'instances are no longer nova-ha\'s to evacuate' % (
+                        rec.host, host.state if host else 'unknown',
+                        ' (recovery %s)' % host.recovery_id
+                        if host is not None and host.recovery_id else '',
+                        rec.id))
+            if conn.execute(sa.select(T_REC.c.id).where(
+                    T_REC.c.open_host == rec.host)).first() is not None:
+                raise RetryRefused('host %s has another open recovery'
+                                   % rec.host)
+            items = conn.execute(T_ITEM.select().where(
+                T_ITEM.c.recovery_id == rec.id,
+                T_ITEM.c.state.in_(self.RETRYABLE_ITEMS)).order_by(
+                    *self._item_order(T_ITEM))).all()
+            if not items:
+                raise RetryRefused('recovery %s of %s has no instance in '
+                                   'error or no_valid_host'
+                                   % (rec.id, rec.host))
+            detail = 'retried by %s: %d instance(s)' % (operator, len(items))
+            ep = self._guard(conn, None)
+            conn.execute(T_REC.update().where(T_REC.c.id == rec.id).values(
+                state='open', open_host=rec.host, finished_at=None,
+                detail=detail, failures=0, retry_at=None))
+            conn.execute(T_STEP.delete().where(
+                T_STEP.c.recovery_id == rec.id,
+                T_STEP.c.step.in_(RECOVERY_STATES[1:] + ('finished',))))
+            _insert_ignore(conn, T_STEP, dict(
+                recovery_id=rec.id, step='retried:%s' % at.isoformat(),
+                at=at, detail=detail))
+            for item in items:
+                conn.execute(T_ITEM.update().where(
+                    T_ITEM.c.id == item.id,
+                    T_ITEM.c.state == item.state).values(
+                        state='pending', finished_at=None, updated_at=at,
+                        last_error='retried by %s (was %s: %s)' % (
+                            operator, item.state, item.last_error or '-')))
+            if self._set_host_state(conn, ep, rec.host, 'EVACUATING',
+                                    detail, ['RECOVERED'], rec.id,
+                                    at) is None:
+                raise _Retry()     # the host changed under us: judge again
+            return [_row(RecoveryItem, r) for r in conn.execute(
+                T_ITEM.select().where(T_ITEM.c.id.in_(
+                    [i.id for i in items]))).all()]
+        return self._run_retry(fn)
+
     def forget_steps(self, recovery_id, steps, epoch=None):
         """Delete timeline steps that turned out wrong (``active:UUID`` of
         an item re-opened because Nova disagrees), so that they can be
@@ -1583,6 +1668,7 @@ __all__ = [
     'Leadership', 'HostState', 'HostStateChange', 'FencingAttempt',
     'Recovery', 'RecoveryItem', 'RecoveryStep', 'Alarm', 'Drain',
     'DrainItem', 'JournalError', 'StaleEpoch', 'NotFound', 'SchemaError',
+    'RetryRefused',
     'HOST_STATES', 'FENCE_OUTCOMES', 'RECOVERY_STATES', 'ITEM_STATES',
     'ALARM_TYPES', 'SEVERITIES', 'DRAIN_STATES', 'DRAIN_ACTIVE',
     'DRAIN_ITEM_STATES', 'DRAIN_METHODS',

@@ -324,3 +324,34 @@ class TestCapacityBeforeFencing(CapacityTestBase):
         server = self.admin_api.get_server(self.servers['a-100']['id'])
         self.assertEqual('ERROR', server['status'])
         self.assertIn('No valid host', server['fault']['message'])
+
+        # Capacity is added (c-3 leaves host5) and the operator retries
+        # the incomplete recovery: a-100 is evacuated after all, through
+        # the scheduler, and its failure alarm clears.
+        nvh = recs['host2']
+        self.assertEqual('incomplete', nvh.state)
+        uuid = self.servers['a-100']['id']
+        failure_alarms = ['NO_VALID_HOST', 'EVACUATION_FAILED']
+        self.assertEqual([uuid], [a.instance_uuid for a in journal.list_alarms(
+            types=failure_alarms)])
+        self.api.delete_server(self.servers['c-3']['id'])
+        self._wait_until_deleted(self.servers['c-3'])
+        (item,) = journal.retry_recovery(nvh.id, 'test-operator')
+        self.assertEqual(('a-100', 'pending'), (item.name, item.state))
+        self.assertEqual('EVACUATING', journal.get_host_state('host2').state)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            tick(alive)
+            if journal.get_recovery(nvh.id).state != 'open':
+                break
+            time.sleep(0.05)
+        self.assertEqual('done', journal.get_recovery(nvh.id).state)
+        (item,) = [i for i in journal.list_recovery_items(nvh.id)
+                   if i.name == 'a-100']
+        self.assertEqual('done', item.state)
+        server = self.admin_api.get_server(uuid)
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertNotIn(server['OS-EXT-SRV-ATTR:host'], RACK['r1'])
+        self.assertEqual(server['OS-EXT-SRV-ATTR:host'], item.dest_host)
+        self.assertEqual([], journal.list_alarms(types=failure_alarms))
+        self.assertEqual('RECOVERED', journal.get_host_state('host2').state)
