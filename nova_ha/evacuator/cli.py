@@ -107,16 +107,25 @@ def add_parser(subparsers):
                    help='who lifts the guard (journalled)')
 
 
+def _operator(args, command):
+    """The --operator of an evacuator action (journalled), or None with
+    the error printed (an empty name is a bad argument)."""
+    name = args.operator.strip()
+    if not name:
+        print('nova-ha %s: --operator must name someone' % command,
+              file=sys.stderr)
+    return name or None
+
+
 @journal_cli._safe
 def _recovery_retry(args):
     from nova_ha.journal import api as journal_api
-    if not args.operator.strip():
-        print('nova-ha recovery retry: --operator must name someone',
-              file=sys.stderr)
+    operator = _operator(args, 'recovery retry')
+    if operator is None:
         return 2
     j = journal_cli._journal(args)
     try:
-        items = j.retry_recovery(args.id, args.operator.strip())
+        items = j.retry_recovery(args.id, operator)
     except journal_api.NotFound:
         print('nova-ha recovery retry: no recovery %s (see "nova-ha '
               'recovery list")' % args.id, file=sys.stderr)
@@ -128,7 +137,7 @@ def _recovery_retry(args):
         j.close()
     print('recovery %s re-opened by %s: %d instance(s) to evacuate again '
           '(follow with "nova-ha recovery show %s")'
-          % (args.id, args.operator.strip(), len(items), args.id))
+          % (args.id, operator, len(items), args.id))
     for item in items:
         print('  %s (%s)' % (item.name or '-', item.instance_uuid))
     return 0
@@ -136,16 +145,14 @@ def _recovery_retry(args):
 
 @journal_cli._safe
 def _host_lift_guard(args):
-    if not args.operator.strip():
-        print('nova-ha host lift-guard: --operator must name someone',
-              file=sys.stderr)
+    operator = _operator(args, 'host lift-guard')
+    if operator is None:
         return 2
     j = journal_cli._journal(args)
     try:
         for host in args.hosts:
-            j.lift_guard(host, args.operator)
-            print('%s: mass-failure guard lifted by %s' % (host,
-                                                          args.operator))
+            j.lift_guard(host, operator)
+            print('%s: mass-failure guard lifted by %s' % (host, operator))
     finally:
         j.close()
     return 0
