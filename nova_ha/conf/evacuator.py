@@ -49,6 +49,17 @@ OPTS = [
     cfg.IntOpt('max_evacuation_attempts', default=3, min=1,
                help='Evacuations tried per instance before it is left in '
                     'ERROR with an alarm.'),
+    cfg.FloatOpt('no_valid_host_retry_interval', default=300.0, min=0.0,
+                 help='Seconds after a recovery ended incomplete with an '
+                      'instance the scheduler found no valid host for '
+                      '(NO_VALID_HOST) before the evacuator evacuates it '
+                      'again, with no target host (the scheduler applies '
+                      'its rules again), and then as often while its host '
+                      'stays fenced and RECOVERED: a host repaired and '
+                      'enabled, or capacity added, brings it back. Checked '
+                      'once a minute. 0: never (`nova-ha recovery retry` '
+                      'by hand). Instances that failed their evacuations '
+                      '(EVACUATION_FAILED) are retried by hand only.'),
     cfg.FloatOpt('evacuation_timeout', default=300.0, min=1.0,
                  help='Seconds an evacuation may stay in flight before it '
                       'counts as failed.'),

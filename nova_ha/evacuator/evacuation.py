@@ -32,6 +32,7 @@ import datetime
 import logging
 
 from nova_ha import nova_ops
+from nova_ha.journal import api as journal_api
 from nova_ha.evacuator import placement_plan
 
 LOG = logging.getLogger(__name__)
@@ -746,6 +747,7 @@ class Evacuations:
             items = self.journal.list_recovery_items(rec.id)
             wrong = self.unconfirmed(rec, items)
             if not wrong:
+                self._retry_no_valid_host(rec, items)
                 continue
             detail = ('%d instance(s) done in the journal but not in Nova '
                       '(%s): re-opened' % (len(wrong), ', '.join(
@@ -756,6 +758,35 @@ class Evacuations:
                 LOG.warning('recovery %s of %s: %s', rec.id, host, detail)
                 self._reopen_items(rec, wrong)
                 self.ev.forget_listed(rec.id)
+
+    def _retry_no_valid_host(self, rec, items):
+        """A recovery that ended incomplete because the scheduler found
+        no host for some instance: every ``no_valid_host_retry_interval``
+        (from its close, in the journal) those instances are evacuated
+        again -- capacity may be back. The host is still fenced and
+        RECOVERED (audit's precondition, checked again in the journal's
+        transaction)."""
+        interval = self.opts.no_valid_host_retry_interval
+        if not interval or rec.state != 'incomplete' or \
+                rec.finished_at is None or \
+                not any(i.state == 'no_valid_host' for i in items):
+            return
+        if (utcnow() - rec.finished_at).total_seconds() < interval:
+            return
+        try:
+            again = self.journal.retry_recovery(
+                rec.id, 'evacuator %s' % self.opts.name,
+                states=('no_valid_host',), epoch=self.ev.epoch)
+        except (journal_api.RetryRefused, journal_api.NotFound) as exc:
+            LOG.info('recovery %s of %s: no retry: %s', rec.id, rec.host,
+                     exc)
+            return
+        LOG.warning('recovery %s of %s: %d instance(s) that found no valid '
+                    'host %.0f s ago evacuated again: %s', rec.id, rec.host,
+                    len(again), interval, ', '.join(
+                        '%s (%s)' % (i.name, i.instance_uuid)
+                        for i in again))
+        self.ev.forget_listed(rec.id)
 
 
 def _progressed(known, new):

@@ -1043,7 +1043,8 @@ class Journal:
 
     RETRYABLE_ITEMS = ('error', 'no_valid_host')
 
-    def retry_recovery(self, recovery_id, operator, at=None):
+    def retry_recovery(self, recovery_id, operator, at=None,
+                       states=RETRYABLE_ITEMS, epoch=None):
         """An operator's retry of a recovery that ended ``incomplete``
         (typically NO_VALID_HOST: capacity has been added since). In one
         transaction: the recovery re-opens, its host goes back to
@@ -1052,7 +1053,11 @@ class Journal:
         more attempt each, Nova read first). Only while the host is still
         RECOVERED from this very recovery -- fenced, forced down, not
         enabled again -- so nothing is evacuated off a host in service.
-        Returns the re-opened items; raises NotFound or RetryRefused."""
+        ``states``: the item states to retry (the evacuator's own
+        retry takes ``no_valid_host`` only); ``epoch``: the leader's, when
+        the evacuator retries. Returns the re-opened items; raises
+        NotFound or RetryRefused."""
+        states = _states('item state', states, self.RETRYABLE_ITEMS)
         at = _utc(at)
 
         def fn(conn):
@@ -1088,14 +1093,14 @@ class Journal:
                                    % rec.host)
             items = conn.execute(T_ITEM.select().where(
                 T_ITEM.c.recovery_id == rec.id,
-                T_ITEM.c.state.in_(self.RETRYABLE_ITEMS)).order_by(
+                T_ITEM.c.state.in_(states)).order_by(
                     *self._item_order(T_ITEM))).all()
             if not items:
                 raise RetryRefused('recovery %s of %s has no instance in '
-                                   'error or no_valid_host'
-                                   % (rec.id, rec.host))
+                                   '%s' % (rec.id, rec.host,
+                                           ' or '.join(states)))
             detail = 'retried by %s: %d instance(s)' % (operator, len(items))
-            ep = self._guard(conn, None)
+            ep = self._guard(conn, epoch)
             conn.execute(T_REC.update().where(T_REC.c.id == rec.id).values(
                 state='open', open_host=rec.host, finished_at=None,
                 detail=detail, failures=0, retry_at=None))
