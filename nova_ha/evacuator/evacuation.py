@@ -32,8 +32,9 @@ import datetime
 import logging
 
 from nova_ha import nova_ops
-from nova_ha.journal import api as journal_api
+from nova_ha.evacuator import detection
 from nova_ha.evacuator import placement_plan
+from nova_ha.journal import api as journal_api
 
 LOG = logging.getLogger(__name__)
 
@@ -772,6 +773,15 @@ class Evacuations:
                 not any(i.state == 'no_valid_host' for i in items):
             return
         if (utcnow() - rec.finished_at).total_seconds() < interval:
+            return
+        heard = self.ev._conditions.get(rec.host)
+        if heard != detection.HOST_DOWN:
+            # Any heartbeat: the host is powered again (being repaired?).
+            # Its instances might be started there: no evacuation on our
+            # own -- the operator enables it, or retries by hand.
+            LOG.info('recovery %s of %s: instances with no valid host not '
+                     'tried again: the host is %s, not silent', rec.id,
+                     rec.host, heard or 'not judged yet')
             return
         try:
             again = self.journal.retry_recovery(

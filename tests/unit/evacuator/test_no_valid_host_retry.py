@@ -105,6 +105,25 @@ def test_never_once_the_host_is_back_in_service(stranded):
     assert cloud.journal.get_recovery(rec.id).state == 'incomplete'
 
 
+def test_never_on_our_own_while_the_fenced_host_is_heard(stranded):
+    """Powered on again (for repair?) but not enabled: its instances
+    might be started there, so the evacuator does not move them on its
+    own -- the operator's `recovery retry` still can."""
+    cloud, ops, rec = stranded
+    cloud.ev.opts.no_valid_host_retry_interval = 0.5
+    ops.refuse, ops.refuse_any = set(), False
+    asked = len(ops.asked)
+    time.sleep(0.6)
+    _ticks(cloud, beat=harness.HOSTS)
+    assert len(ops.asked) == asked
+    assert cloud.journal.get_recovery(rec.id).state == 'incomplete'
+    assert cloud.journal.get_host_state('c1').state == 'RECOVERED'
+    # Silent again (powered off): retried.
+    _ticks(cloud, n=40)
+    assert cloud.journal.get_recovery(rec.id).state == 'done'
+    assert len(ops.asked) == asked + 2
+
+
 def test_off_and_failed_evacuations_are_left_to_the_operator(stranded):
     cloud, ops, rec = stranded
     (first, second) = cloud.journal.list_recovery_items(rec.id)
