@@ -3,7 +3,7 @@
     nova-ha alarm list [--all] [--host H] [--type T] [--min-severity S]
     nova-ha recovery list [--host H] [--state S]
     nova-ha recovery show ID        per-step timeline with durations
-    nova-ha recovery retry ID --operator NAME
+    nova-ha recovery retry ID --operator NAME [--host-is-off]
                                     evacuate again the instances an
                                     incomplete recovery could not place
                                     (capacity added since)
@@ -80,6 +80,10 @@ def add_parser(subparsers):
                         'incomplete")')
     p.add_argument('--operator', required=True,
                    help='who asks for the retry (journalled)')
+    p.add_argument('--host-is-off', action='store_true',
+                   help='the host answered again after it was fenced '
+                        '(FLAPPING alarm) and you checked that it is '
+                        'powered off: retry anyway')
 
     host = subparsers.add_parser('host', help='compute hosts as nova-ha '
                                  'sees them')
@@ -125,6 +129,16 @@ def _recovery_retry(args):
         return 2
     j = journal_cli._journal(args)
     try:
+        rec = j.get_recovery(args.id)
+        flapping = j.list_alarms(types=['FLAPPING'], host=rec.host) \
+            if rec is not None and rec.state == 'incomplete' else []
+        if flapping and not args.host_is_off:
+            print('nova-ha recovery retry: host %s answered again after '
+                  'it was fenced (FLAPPING alarm %s): its instances may be '
+                  'running there. Check that it is powered off ("nova-ha '
+                  'fence status %s"), then add --host-is-off'
+                  % (rec.host, flapping[0].id, rec.host), file=sys.stderr)
+            return 3
         items = j.retry_recovery(args.id, operator)
     except journal_api.NotFound:
         print('nova-ha recovery retry: no recovery %s (see "nova-ha '

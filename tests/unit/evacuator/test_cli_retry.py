@@ -40,8 +40,20 @@ def test_retry_from_the_command_line(tmp_path):
     rc, out, err = _nova_ha(url, 'recovery', 'retry', str(rec.id))
     assert rc == 2 and '--operator' in err, err
 
+    # The fenced host answered again: refused until the operator says it
+    # is off.
+    j = journal.Journal(url)
+    try:
+        j.raise_alarm('FLAPPING', 'MAJOR', 'cmp1 answers', host='cmp1')
+    finally:
+        j.close()
     rc, out, err = _nova_ha(url, 'recovery', 'retry', str(rec.id),
                             '--operator', 'alice')
+    assert rc == 3 and 'host cmp1 answered again after it was fenced' in err
+    assert '--host-is-off' in err
+
+    rc, out, err = _nova_ha(url, 'recovery', 'retry', str(rec.id),
+                            '--operator', 'alice', '--host-is-off')
     assert rc == 0, err
     assert 'recovery %d re-opened by alice: 2 instance(s)' % rec.id in out
     assert 'nvh (u-cmp1-nvh)' in out and 'err (u-cmp1-err)' in out
