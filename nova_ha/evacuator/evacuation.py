@@ -778,7 +778,9 @@ class Evacuations:
         if heard != detection.HOST_DOWN:
             # Any heartbeat: the host is powered again (being repaired?).
             # Its instances might be started there: no evacuation on our
-            # own -- the operator enables it, or retries by hand.
+            # own -- the operator enables it, or retries by hand. SUSPECT
+            # (this evacuator just started, or stalled) is not judged
+            # silent either: wait.
             LOG.info('recovery %s of %s: instances with no valid host not '
                      'tried again: the host is %s, not silent', rec.id,
                      rec.host, heard or 'not judged yet')
