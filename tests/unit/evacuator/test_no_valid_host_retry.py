@@ -155,3 +155,22 @@ def test_off_and_failed_evacuations_are_left_to_the_operator(stranded):
               cloud.journal.list_recovery_items(rec.id)}
     assert states == {first.id: 'done', second.id: 'error'}
     assert cloud.journal.get_recovery(rec.id).state == 'incomplete'
+
+
+def test_not_while_this_evacuator_cannot_judge_silence(stranded):
+    """Just (re)started -- or after its own stall -- the evacuator does not
+    know yet whether the fenced host is silent (SUSPECT at most): no retry
+    until it does."""
+    cloud, ops, rec = stranded
+    cloud.ev.opts.no_valid_host_retry_interval = 0.5
+    ops.refuse, ops.refuse_any = set(), False
+    cloud.ev.opts.startup_grace = 30.0
+    cloud.ev.started_at = cloud.ev.clock()        # a new term begins
+    asked = len(ops.asked)
+    time.sleep(0.6)
+    _ticks(cloud, n=20)                           # 6 s into the grace
+    assert len(ops.asked) == asked
+    assert cloud.journal.get_recovery(rec.id).state == 'incomplete'
+    _ticks(cloud, n=120)                          # past it: judged silent
+    assert cloud.journal.get_recovery(rec.id).state == 'done'
+    assert len(ops.asked) == asked + 2
