@@ -361,6 +361,20 @@ class TimelineEntry:
     detail: str | None
 
 
+def _reopen_rows(conn, rec, step, detail, at):
+    """A closed recovery open again (inside the caller's transaction):
+    its row, its closing steps forgotten, a ``<step>:<time>`` step."""
+    conn.execute(T_REC.update().where(T_REC.c.id == rec.id).values(
+        state='open', open_host=rec.host, finished_at=None, detail=detail,
+        failures=0, retry_at=None))
+    conn.execute(T_STEP.delete().where(
+        T_STEP.c.recovery_id == rec.id,
+        T_STEP.c.step.in_(RECOVERY_STATES[1:] + ('finished',))))
+    _insert_ignore(conn, T_STEP, dict(
+        recovery_id=rec.id, step='%s:%s' % (step, at.isoformat()), at=at,
+        detail=detail))
+
+
 def _row(cls, row):
     return None if row is None else cls(**row._mapping)
 
@@ -1026,16 +1040,7 @@ class Journal:
             if conn.execute(sa.select(T_REC.c.id).where(
                     T_REC.c.open_host == rec.host)).first() is not None:
                 return False
-            conn.execute(T_REC.update().where(
-                T_REC.c.id == recovery_id).values(
-                    state='open', open_host=rec.host, finished_at=None,
-                    detail=detail, failures=0, retry_at=None))
-            conn.execute(T_STEP.delete().where(
-                T_STEP.c.recovery_id == recovery_id,
-                T_STEP.c.step.in_(RECOVERY_STATES[1:] + ('finished',))))
-            _insert_ignore(conn, T_STEP, dict(
-                recovery_id=recovery_id, step='reopened:%s' % at.isoformat(),
-                at=at, detail=detail))
+            _reopen_rows(conn, rec, 'reopened', detail, at)
             self._set_host_state(conn, ep, rec.host, host_state, detail,
                                  _UNSET, recovery_id, at)
             return True
@@ -1101,15 +1106,7 @@ class Journal:
                                            ' or '.join(states)))
             detail = 'retried by %s: %d instance(s)' % (operator, len(items))
             ep = self._guard(conn, epoch)
-            conn.execute(T_REC.update().where(T_REC.c.id == rec.id).values(
-                state='open', open_host=rec.host, finished_at=None,
-                detail=detail, failures=0, retry_at=None))
-            conn.execute(T_STEP.delete().where(
-                T_STEP.c.recovery_id == rec.id,
-                T_STEP.c.step.in_(RECOVERY_STATES[1:] + ('finished',))))
-            _insert_ignore(conn, T_STEP, dict(
-                recovery_id=rec.id, step='retried:%s' % at.isoformat(),
-                at=at, detail=detail))
+            _reopen_rows(conn, rec, 'retried', detail, at)
             for item in items:
                 conn.execute(T_ITEM.update().where(
                     T_ITEM.c.id == item.id,
